@@ -1,0 +1,5 @@
+import sys
+
+from rxibkr.cli import main
+
+sys.exit(main())
