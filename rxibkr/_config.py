@@ -1,0 +1,76 @@
+"""Defaults read from ``RXIBKR_*`` environment variables when a client is constructed (never at import)."""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+
+class Unset:
+    """Sentinel type: "take the default from the environment"."""
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<from RXIBKR_* environment>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ENV: Final = Unset()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"environment variable {name}={value!r}: expected one of 1/0/true/false/yes/no")
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r}: expected a number") from None
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
+
+
+def env_cacert(name: str = "RXIBKR_CACERT") -> str | bool:
+    """``RXIBKR_CACERT``: a path, or false/0 to disable verification. Unset means False."""
+    value = os.environ.get(name)
+    if value is None or value.strip().lower() in _FALSE:
+        return False
+    if value.strip().lower() in _TRUE:
+        return True
+    return value

@@ -1,0 +1,110 @@
+"""Lean hot subjects for the dispatch path.
+
+reactivex's ``Subject`` takes a lock and copies its observer list on every ``on_next``, and one
+observer that raises stops delivery to the observers after it. These subjects keep an immutable
+tuple of observers (copy on subscribe/dispose, not on emit) and isolate observers from each other:
+an exception raised by one is handed to ``on_observer_error`` and delivery continues.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+T = TypeVar("T")
+
+ErrorSink = Callable[[BaseException, Any], None]
+
+
+def _ignore(_exc: BaseException, _value: Any) -> None:
+    return None
+
+
+class HotSubject(Observable[T], Generic[T]):
+    """A multicast source that never errors; completes only when :meth:`complete` is called."""
+
+    __slots__ = ("_completed", "_lock", "_observers", "_on_observer_error")
+
+    def __init__(self, on_observer_error: ErrorSink | None = None) -> None:
+        super().__init__()
+        self._observers: tuple[abc.ObserverBase[T], ...] = ()
+        self._lock = threading.Lock()
+        self._completed = False
+        self._on_observer_error = on_observer_error or _ignore
+
+    @property
+    def has_observers(self) -> bool:
+        return bool(self._observers)
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        with self._lock:
+            if self._completed:
+                observer.on_completed()
+                return Disposable()
+            self._observers = (*self._observers, observer)
+
+        def remove() -> None:
+            with self._lock:
+                observers = list(self._observers)
+                if observer in observers:
+                    observers.remove(observer)
+                    self._observers = tuple(observers)
+
+        return Disposable(remove)
+
+    def on_next(self, value: T) -> None:
+        for observer in self._observers:
+            try:
+                observer.on_next(value)
+            except Exception as exc:  # an observer's bug must not stop the stream
+                self._on_observer_error(exc, value)
+
+    def complete(self) -> None:
+        with self._lock:
+            if self._completed:
+                return
+            self._completed = True
+            observers, self._observers = self._observers, ()
+        for observer in observers:
+            try:
+                observer.on_completed()
+            except Exception as exc:
+                self._on_observer_error(exc, None)
+
+
+class StateSubject(HotSubject[T], Generic[T]):
+    """A :class:`HotSubject` with a current value, replayed to each new observer (BehaviorSubject)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T, on_observer_error: ErrorSink | None = None) -> None:
+        super().__init__(on_observer_error)
+        self._value = value
+
+    @property
+    def value(self) -> T:
+        return self._value
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        with self._lock:
+            completed = self._completed
+            value = self._value
+        if not completed:
+            try:
+                observer.on_next(value)
+            except Exception as exc:
+                self._on_observer_error(exc, value)
+        return super()._subscribe_core(observer, scheduler)
+
+    def on_next(self, value: T) -> None:
+        with self._lock:
+            self._value = value
+        super().on_next(value)

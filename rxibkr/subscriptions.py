@@ -1,0 +1,110 @@
+"""Desired subscriptions: what the client keeps subscribed across reconnects.
+
+A :class:`Subscription` is a reactivex Disposable whose ``dispose()`` sends the unsubscribe payload
+exactly once, and is truthy iff the gateway confirmed it, so the seed's ``if client.subscribe(...)``
+keeps working. Its status is only changed on the client's control scheduler.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from reactivex import abc
+
+from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
+
+if TYPE_CHECKING:
+    from rxibkr.client import IbkrWsClient
+
+
+class SubscriptionStatus(enum.Enum):
+    PENDING = "pending"  # wanted; not sent yet (no session) or sent and awaiting confirmation
+    ACTIVE = "active"  # confirmed by the gateway (or sent, where the channel confirms nothing)
+    FAILED = "failed"  # never confirmed after every retry; reported on client.errors; retried on reconnect
+    UNSUBSCRIBED = "unsubscribed"  # disposed: the unsubscribe payload was sent; never replayed
+
+
+def split_channel(channel: str) -> tuple[IbkrWsKey, str]:
+    """``'md+265598@SMART'`` -> (MARKET_DATA, ``'md+265598'``): the key, and the channel as topics echo it."""
+    if not isinstance(channel, str) or not channel:
+        raise TypeError(f"channel: expected a non-empty str such as 'md+265598', got {channel!r}")
+    head, sep, rest = channel.partition("+")
+    key = IbkrWsKey.from_channel(head)
+    if not key.solicited:
+        raise ValueError(f"channel: {head!r} is unsolicited; observe it with client.observe({key}) instead")
+    if not sep:
+        return key, head
+    parts = rest.split("+")
+    if key in (IbkrWsKey.MARKET_DATA, IbkrWsKey.MARKET_HISTORY):
+        parts[0] = parts[0].split("@", 1)[0]
+    return key, head + "+" + "+".join(parts)
+
+
+class Subscription(abc.DisposableBase):
+    """One server subscription. ``dispose()`` unsubscribes (once); ``bool(sub)`` is "confirmed"."""
+
+    def __init__(
+        self,
+        client: IbkrWsClient,
+        channel: str,
+        data: dict[str, Any] | None,
+        needs_confirmation: bool,
+        processor: SubscriptionProcessor,
+    ) -> None:
+        self.key, self.match_channel = split_channel(channel)
+        self.channel = channel
+        self.data = data
+        self.needs_confirmation = needs_confirmation
+        self.processor = processor
+        self.attempts = 0
+        self.retry_timer: abc.DisposableBase | None = None
+        self._client = client
+        self._status = SubscriptionStatus.PENDING
+        self._settled = threading.Event()
+        self._listeners: list[Callable[[SubscriptionStatus], None]] = []
+
+    @property
+    def status(self) -> SubscriptionStatus:
+        return self._status
+
+    @property
+    def active(self) -> bool:
+        return self._status is SubscriptionStatus.ACTIVE
+
+    def __bool__(self) -> bool:
+        return self._status is SubscriptionStatus.ACTIVE
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.channel!r}, {self._status.value})"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until confirmed or failed (at most ``timeout`` seconds); True iff active."""
+        self._settled.wait(timeout)
+        return self.active
+
+    def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> None:
+        """Call ``listener`` (on the control scheduler) each time the status changes."""
+        self._listeners.append(listener)
+
+    def dispose(self) -> None:
+        self._client._dispose_subscription(self)
+
+    # -- control scheduler only ---------------------------------------------------------------
+    def set_status(self, status: SubscriptionStatus) -> None:
+        if status is self._status:
+            return
+        self._status = status
+        if status is SubscriptionStatus.PENDING:
+            self._settled.clear()
+        else:
+            self._settled.set()
+        for listener in tuple(self._listeners):
+            listener(status)
+
+    def cancel_retry(self) -> None:
+        if self.retry_timer is not None:
+            self.retry_timer.dispose()
+            self.retry_timer = None

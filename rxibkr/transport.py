@@ -1,0 +1,243 @@
+"""The socket layer: websocket-client, TLS, cookies, and the reader thread. Knows no IBKR topics.
+
+A :class:`Transport` opens :class:`Connection` objects. Each real connection runs one daemon
+thread that (1) asks the cookie provider for the session cookie (a REST call), (2) performs the
+WebSocket handshake bounded by ``timeout``, then (3) loops on ``recv_data_frame`` handing every
+data frame to the listener as received (bytes for binary frames, str for text frames; UTF-8
+validation is left to orjson). Pongs are reported so the client's ping watchdog can see them.
+Exactly one ``on_close`` is delivered per connection, whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import websocket
+
+_LOGGER = logging.getLogger(__name__)
+
+CookieProvider = Callable[[], "str | None"]
+
+
+class TransportListener(Protocol):
+    """What a connection reports to. ``on_frame`` and ``on_pong`` run on the reader thread."""
+
+    def on_open(self, connection: Connection) -> None: ...
+
+    def on_frame(self, connection: Connection, data: bytes | str) -> None: ...
+
+    def on_pong(self, connection: Connection) -> None: ...
+
+    def on_close(
+        self, connection: Connection, code: int | None, reason: str, error: BaseException | None
+    ) -> None: ...
+
+
+class Connection(Protocol):
+    """One WebSocket connection. Every method is safe to call from any thread."""
+
+    @property
+    def id(self) -> int: ...
+
+    def send(self, text: str) -> None: ...
+
+    def ping(self) -> None: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def join(self, timeout: float | None = None) -> bool: ...
+
+
+@dataclass(slots=True)
+class ConnectOptions:
+    """Everything a transport needs to open one connection."""
+
+    url: str
+    timeout: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+    cookie_provider: CookieProvider | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    """Opens connections; replaced by fakes in tests and by ``ReplayTransport`` for replay."""
+
+    def open(self, options: ConnectOptions, listener: TransportListener) -> Connection: ...
+
+
+class ConnectionClosedError(ConnectionError):
+    """Raised by ``send`` on a connection that is closed or not yet open."""
+
+
+_next_id = 0
+_id_lock = threading.Lock()
+
+
+def _new_id() -> int:
+    global _next_id
+    with _id_lock:
+        _next_id += 1
+        return _next_id
+
+
+class _WebSocketConnection:
+    __slots__ = ("_closed", "_id", "_lock", "_thread", "_ws", "listener", "options")
+
+    def __init__(self, options: ConnectOptions, listener: TransportListener) -> None:
+        self.options = options
+        self.listener = listener
+        self._id = _new_id()
+        self._ws: websocket.WebSocket | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"rxibkr-reader-{self._id}", daemon=True)
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- any thread -------------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        ws = self._ws
+        if ws is None or self._closed:
+            raise ConnectionClosedError("the connection is not open")
+        try:
+            ws.send(text)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionClosedError(str(exc)) from exc
+
+    def ping(self) -> None:
+        ws = self._ws
+        if ws is None or self._closed:
+            return
+        try:
+            ws.ping()
+        except (OSError, websocket.WebSocketException):
+            _LOGGER.debug("ping failed on connection %s", self._id)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close without waiting for the server: the reader thread ends promptly either way."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            ws = self._ws
+        if ws is None:
+            return  # the reader thread sees _closed after its handshake and stops
+        try:
+            if ws.sock is not None:
+                ws.sock.settimeout(1.0)
+                ws.send_close(code, reason.encode())
+        except (OSError, websocket.WebSocketException):
+            pass
+        try:
+            ws.abort()
+        except (OSError, websocket.WebSocketException):
+            pass
+
+    def join(self, timeout: float | None = None) -> bool:
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            return not self._thread.is_alive()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- reader thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        code: int | None = None
+        reason = ""
+        error: BaseException | None = None
+        ws: websocket.WebSocket | None = None
+        try:
+            ws = self._handshake()
+            if ws is None:
+                return
+            self.listener.on_open(self)
+            code, reason = self._read_loop(ws)
+        except BaseException as exc:  # reported, never raised out of the thread
+            # a read that fails because close() aborted the socket is a normal local close
+            error = None if self._closed and self._ws is not None else exc
+        finally:
+            with self._lock:
+                self._closed = True
+            if ws is not None:
+                try:
+                    ws.shutdown()
+                except Exception:
+                    pass
+            self.listener.on_close(self, code, reason, error)
+
+    def _handshake(self) -> websocket.WebSocket | None:
+        options = self.options
+        cookie = options.cookie_provider() if options.cookie_provider is not None else None
+        sslopt: dict[str, object] = {}
+        if options.ssl_context is not None:
+            sslopt["context"] = options.ssl_context
+        ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
+        ws.connect(
+            options.url,
+            timeout=options.timeout,
+            cookie=cookie,
+            header=[f"{k}: {v}" for k, v in options.headers.items()],
+            suppress_origin=True,
+        )
+        ws.settimeout(None)  # reads block; close() aborts the socket to end them
+        with self._lock:
+            if self._closed:  # closed while we were connecting
+                ws.abort()
+                ws.shutdown()
+                return None
+            self._ws = ws
+        return ws
+
+    def _read_loop(self, ws: websocket.WebSocket) -> tuple[int | None, str]:
+        listener = self.listener
+        on_frame = listener.on_frame
+        recv = ws.recv_data_frame
+        text_op = websocket.ABNF.OPCODE_TEXT
+        binary_op = websocket.ABNF.OPCODE_BINARY
+        pong_op = websocket.ABNF.OPCODE_PONG
+        close_op = websocket.ABNF.OPCODE_CLOSE
+        while True:
+            opcode, frame = recv(True)
+            if opcode == binary_op:
+                on_frame(self, frame.data)
+            elif opcode == text_op:
+                data = frame.data
+                on_frame(self, data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
+            elif opcode == pong_op:
+                listener.on_pong(self)
+            elif opcode == close_op:
+                payload: bytes = frame.data or b""
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                return code, payload[2:].decode("utf-8", "replace")
+
+
+class WebSocketTransport:
+    """The default transport: websocket-client's low-level ``WebSocket`` on a reader thread of our own."""
+
+    def open(self, options: ConnectOptions, listener: TransportListener) -> Connection:
+        connection = _WebSocketConnection(options, listener)
+        connection.start()
+        return connection
+
+
+def is_tls_verification_error(error: BaseException | None) -> bool:
+    """True when a connect failed because the server's certificate did not verify (fatal, no retry)."""
+    while error is not None:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def is_refused(error: BaseException | None) -> bool:
+    return isinstance(error, (ConnectionRefusedError, socket.timeout, TimeoutError))
