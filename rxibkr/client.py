@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 import reactivex
@@ -93,6 +93,14 @@ def _queue_item(message: Message) -> Any:
     return data
 
 
+class WireEvent(NamedTuple):
+    """What crossed the wire: ``direction`` is "in", "out", "open" or "close"; ``data`` the frame."""
+
+    direction: str
+    data: bytes | str | None
+    connection: int
+
+
 def _is_heartbeat(message: Message) -> bool:
     data = message.data
     return data is not None and "hb" in data
@@ -148,7 +156,9 @@ class IbkrWsClient:
         reconnect_jitter: bool = True,
     ) -> None:
         # -- configuration, environment read now ------------------------------------------------
-        self._account_id = cfg.env_str("RXIBKR_ACCOUNT_ID") if isinstance(account_id, cfg.Unset) else account_id
+        self._account_id = (
+            cfg.env_str("RXIBKR_ACCOUNT_ID") if isinstance(account_id, cfg.Unset) else account_id
+        )
         env_url = cfg.env_str("RXIBKR_WS_URL") if isinstance(url, cfg.Unset) else url
         if env_url is None:
             env_url = f"wss://{host}:{port}{base_route}"
@@ -170,7 +180,9 @@ class IbkrWsClient:
             if isinstance(max_ping_interval, cfg.Unset)
             else float(max_ping_interval)
         )
-        self._timeout = cfg.env_float("RXIBKR_WS_TIMEOUT", 5.0) if isinstance(timeout, cfg.Unset) else float(timeout)
+        self._timeout = (
+            cfg.env_float("RXIBKR_WS_TIMEOUT", 5.0) if isinstance(timeout, cfg.Unset) else float(timeout)
+        )
         self._subscription_retries = (
             cfg.env_int("RXIBKR_WS_SUBSCRIPTION_RETRIES", 5)
             if isinstance(subscription_retries, cfg.Unset)
@@ -240,6 +252,7 @@ class IbkrWsClient:
             key: HotSubject(self._on_observer_error) for key in IbkrWsKey
         }
         self._pongs: HotSubject[None] = HotSubject(self._on_observer_error)
+        self._wire: HotSubject[WireEvent] = HotSubject(self._on_observer_error)
 
         # -- queues (seed) --------------------------------------------------------------------------
         self._queue_controller = QueueControllerClass()
@@ -295,6 +308,20 @@ class IbkrWsClient:
     def errors(self) -> Observable[ErrorEvent]:
         """Malformed and error frames, failed subscriptions, connection problems, observer exceptions."""
         return self._errors
+
+    @property
+    def wire(self) -> Observable[WireEvent]:
+        """Every frame in and out, plus connection open/close events, as they happen (for recording).
+
+        "in" and "open"/"close" are emitted on the reader thread, "out" on the sending thread.
+        Session ids are not redacted here: whoever persists these must (``rxibkr.record`` does).
+        """
+        return self._wire
+
+    @property
+    def session_id(self) -> str | None:
+        """The gateway session id the socket rides on (from tickle); never log it."""
+        return self._session_id
 
     def observe(self, key: IbkrWsKey) -> Observable[Message]:
         """Decoded messages of one key (the per-key hot subject). Goes on across reconnects."""
@@ -385,6 +412,7 @@ class IbkrWsClient:
             key_subject.complete()
         self._frames.complete()
         self._pongs.complete()
+        self._wire.complete()
         self._state.complete()
         self._errors.complete()
         if self._executor is not None:
@@ -563,11 +591,15 @@ class IbkrWsClient:
     # the hot path: reader thread
     # =============================================================================================
     def on_open(self, connection: Connection) -> None:
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("open", None, connection.id))
         self._post(self._on_open, connection)
 
     def on_frame(self, connection: Connection, data: bytes | str) -> None:
         if connection is not self._conn:
             return  # a connection we already abandoned
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("in", data, connection.id))
         self._frames.on_next(data)
         if self._log_raw:
             _LOGGER.debug("recv: %s", self._redact(data))
@@ -578,7 +610,11 @@ class IbkrWsClient:
             item = _queue_item(message)
             if item is not None:
                 self._queue_controller.put_to_queue(key, item)
-        if message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in message.data):  # type: ignore[operator]
+        if (
+            message.kind is not _DATA
+            or key in _CONTROL_KEYS
+            or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
+        ):
             self._post(self._on_control_message, message)
         elif self._awaiting and message.channel in self._awaiting:
             self._post(self._confirm_from_frame, message)
@@ -591,6 +627,8 @@ class IbkrWsClient:
     def on_close(
         self, connection: Connection, code: int | None, reason: str, error: BaseException | None
     ) -> None:
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("close", None, connection.id))
         self._post(self._on_closed, connection, code, reason, error)
 
     # =============================================================================================
@@ -875,9 +913,7 @@ class IbkrWsClient:
         connection = self._conn
         scheduler = self._scheduler
         timers = self._session_timers
-        heartbeats: Observable[Message] = self._subjects[IbkrWsKey.SYSTEM].pipe(
-            ops.filter(_is_heartbeat)
-        )
+        heartbeats: Observable[Message] = self._subjects[IbkrWsKey.SYSTEM].pipe(ops.filter(_is_heartbeat))
         timers.add(heartbeats.subscribe(lambda _: self._note_heartbeat()))
         timers.add(
             silence(heartbeats, self._max_ping_interval, scheduler).subscribe(
@@ -887,9 +923,7 @@ class IbkrWsClient:
         if self._tic_interval:
             timers.add(self._periodic(self._tic_interval, lambda _: self._send(rq.tic())))
         if self._md_renewal_interval:
-            timers.add(
-                self._periodic(self._md_renewal_interval, lambda _: self._renew_market_data())
-            )
+            timers.add(self._periodic(self._md_renewal_interval, lambda _: self._renew_market_data()))
         if self._tickle_interval and self._rest is not None:
             timers.add(self._periodic(self._tickle_interval, lambda _: self._tickle()))
         for sub in list(self._subs.values()):
@@ -1176,6 +1210,8 @@ class IbkrWsClient:
         except ConnectionClosedError as exc:
             _LOGGER.debug("send failed: %s", exc)
             return False
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("out", payload, connection.id))
         return True
 
     def _redact(self, data: bytes | str) -> str:
@@ -1206,9 +1242,7 @@ class IbkrWsClient:
     def _now(self) -> float:
         return self._scheduler.now.timestamp()
 
-    def _periodic(
-        self, period: float, action: Callable[[Any], Any]
-    ) -> abc.DisposableBase:
+    def _periodic(self, period: float, action: Callable[[Any], Any]) -> abc.DisposableBase:
         scheduler = cast(abc.PeriodicSchedulerBase, self._scheduler)
         return scheduler.schedule_periodic(period, action)
 
@@ -1317,6 +1351,12 @@ class IbkrWsClient:
         except RuntimeError:  # executor shut down
             pass
 
+    # ---- typed streams (rxibkr.streams): delegating methods go here --------------------------------
+    # ---- end typed streams ------------------------------------------------------------------------
+
+    # ---- record / replay (rxibkr.record): delegating methods go here -------------------------------
+    # ---- end record / replay ----------------------------------------------------------------------
+
     def __enter__(self) -> IbkrWsClient:
         return self
 
@@ -1327,4 +1367,4 @@ class IbkrWsClient:
         return f"IbkrWsClient({self._url!r}, state={self._state.value.value})"
 
 
-__all__ = ["UNDEFINED", "IbkrWsClient", "SessionError"]
+__all__ = ["UNDEFINED", "IbkrWsClient", "SessionError", "WireEvent"]
