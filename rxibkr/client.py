@@ -126,8 +126,8 @@ class IbkrWsClient:
     def __init__(
         self,
         ibkr_client: Any = None,
-        account_id: str | None | cfg.Unset = cfg.ENV,
-        url: str | None | cfg.Unset = cfg.ENV,
+        account_id: str | cfg.Unset | None = cfg.ENV,
+        url: str | cfg.Unset | None = cfg.ENV,
         host: str = "localhost",
         port: str | int = "5000",
         base_route: str = "/v1/api/ws",
