@@ -319,6 +319,15 @@ class IbkrWsClient:
         return self._wire
 
     @property
+    def rest(self) -> Any:
+        """The REST session (``IbkrSession``, IBind's ``IbkrClient``, ...) or None when there is none."""
+        return self._rest
+
+    @property
+    def account_id(self) -> str | None:
+        return self._account_id
+
+    @property
     def session_id(self) -> str | None:
         """The gateway session id the socket rides on (from tickle); never log it."""
         return self._session_id
