@@ -409,6 +409,7 @@ class IbkrWsClient:
         _LOGGER.warning("start(): no confirmed session within %.1f s; giving up", bound)
         self._call(self._give_up)
         self._dispose_owned_scheduler()
+        self._join_connections(self._timeout + 1.0)
         return False
 
     def shutdown(self) -> None:
@@ -428,9 +429,7 @@ class IbkrWsClient:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self._dispose_owned_scheduler()
-        for connection in self._threads_to_join:
-            connection.join(2.0)
-        self._threads_to_join.clear()
+        self._join_connections(2.0)
         if isinstance(self._rest, IbkrSession):
             self._rest.close()
 
@@ -1269,6 +1268,11 @@ class IbkrWsClient:
         old.dispose()
         if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
             thread.join(2.0)
+
+    def _join_connections(self, timeout: float) -> None:
+        for connection in self._threads_to_join:
+            connection.join(timeout)
+        self._threads_to_join = [c for c in self._threads_to_join if not c.join(0)]
 
     def _on_control_thread(self) -> bool:
         return self._control_ident == threading.get_ident()

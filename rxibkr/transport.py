@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -87,13 +88,14 @@ def _new_id() -> int:
 
 
 class _WebSocketConnection:
-    __slots__ = ("_closed", "_id", "_lock", "_thread", "_ws", "listener", "options")
+    __slots__ = ("_closed", "_id", "_lock", "_raw", "_thread", "_ws", "listener", "options")
 
     def __init__(self, options: ConnectOptions, listener: TransportListener) -> None:
         self.options = options
         self.listener = listener
         self._id = _new_id()
         self._ws: websocket.WebSocket | None = None
+        self._raw: socket.socket | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"rxibkr-reader-{self._id}", daemon=True)
@@ -131,8 +133,14 @@ class _WebSocketConnection:
                 return
             self._closed = True
             ws = self._ws
+            raw = self._raw
         if ws is None:
-            return  # the reader thread sees _closed after its handshake and stops
+            if raw is not None:  # still handshaking: abort it
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return
         try:
             if ws.sock is not None:
                 ws.sock.settimeout(1.0)
@@ -164,7 +172,7 @@ class _WebSocketConnection:
             code, reason = self._read_loop(ws)
         except BaseException as exc:  # reported, never raised out of the thread
             # a read that fails because close() aborted the socket is a normal local close
-            error = None if self._closed and self._ws is not None else exc
+            error = None if self._closed else exc
         finally:
             with self._lock:
                 self._closed = True
@@ -176,23 +184,41 @@ class _WebSocketConnection:
             self.listener.on_close(self, code, reason, error)
 
     def _handshake(self) -> websocket.WebSocket | None:
+        """Cookie, TCP, TLS and the HTTP upgrade, each abortable by ``close()`` from another thread."""
         options = self.options
         cookie = options.cookie_provider() if options.cookie_provider is not None else None
-        sslopt: dict[str, object] = {}
-        if options.ssl_context is not None:
-            sslopt["context"] = options.ssl_context
-        ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
+        parts = urlsplit(options.url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or "localhost"
+        port = parts.port or (443 if secure else 80)
+        raw = socket.create_connection((host, port), timeout=options.timeout)
+        with self._lock:
+            if self._closed:
+                raw.close()
+                return None
+            self._raw = raw  # close() shuts it down: a stalled TLS or upgrade handshake ends at once
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock: socket.socket = raw
+        if secure:
+            context = options.ssl_context or ssl.create_default_context()
+            sock = context.wrap_socket(raw, server_hostname=host)  # detaches raw: track the new one
+            with self._lock:
+                self._raw = sock
+                if self._closed:
+                    sock.close()
+                    return None
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         ws.connect(
             options.url,
             timeout=options.timeout,
             cookie=cookie,
             header=[f"{k}: {v}" for k, v in options.headers.items()],
             suppress_origin=True,
+            socket=sock,
         )
         ws.settimeout(None)  # reads block; close() aborts the socket to end them
         with self._lock:
             if self._closed:  # closed while we were connecting
-                ws.abort()
                 ws.shutdown()
                 return None
             self._ws = ws
