@@ -24,9 +24,7 @@ _FORBIDDEN_IN_TOKEN = frozenset('+{}[]"\\@/ ')
 PERIOD_UNITS: dict[str, int] = {"min": 30, "h": 8, "d": 1000, "w": 792, "m": 182, "y": 15}
 """``smh`` period unit -> largest allowed count (``{1-30}min``, ``{1-8}h``, ...)."""
 
-BARS = (
-    "1min", "2min", "3min", "5min", "10min", "15min", "30min", "1h", "2h", "3h", "4h", "8h", "1d", "1w", "1m",
-)
+BARS = tuple("1min 2min 3min 5min 10min 15min 30min 1h 2h 3h 4h 8h 1d 1w 1m".split())
 """The ``smh`` bar sizes."""
 
 SOURCES = ("midpoint", "trades", "bid_ask", "bid", "ask")
@@ -158,9 +156,8 @@ def _check_period(period: object) -> str:
     unit = period[digits:]
     limit = PERIOD_UNITS.get(unit)
     if digits == 0 or limit is None or not 1 <= int(period[:digits]) <= limit:
-        raise ValueError(
-            "period must be {1-30}min, {1-8}h, {1-1000}d, {1-792}w, {1-182}m or {1-15}y, " f"got {period!r}"
-        )
+        expected = "{1-30}min, {1-8}h, {1-1000}d, {1-792}w, {1-182}m or {1-15}y"
+        raise ValueError(f"period must be {expected}, got {period!r}")
     return period
 
 
