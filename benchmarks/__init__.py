@@ -1,0 +1,1 @@
+"""Benchmarks of rxibkr: ``python -m benchmarks.run`` (the harness), ``benchmarks/bench_decode.py``."""

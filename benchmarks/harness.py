@@ -1,0 +1,440 @@
+"""The measurements of ``python -m benchmarks.run``: one function per row of the table.
+
+Every throughput row reads the same firehose burst (``warm`` + ``n`` pre-encoded ``smd`` frames of
+one conid) over a fresh connection, and counts in the subscriber: the clock starts when the
+subscriber has seen ``warm`` frames (the pipeline is full by then) and stops when it has seen all
+of them. The rows that use the client trigger the burst the way a strategy would, by subscribing to
+``md+<conid>``; the ceiling row sends the same ``smd+...`` payload itself.
+
+Needs only the package's runtime dependencies and the standard library.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import orjson
+import websocket
+
+from benchmarks import firehose as fh
+from rxibkr.client import IbkrWsClient
+from rxibkr.protocol import IbkrWsKey
+
+CONID = fh.CONID
+MARKET_DATA = IbkrWsKey.MARKET_DATA
+HEARTBEAT_SECONDS = 5
+"""The firehose's heartbeat period: the client's heartbeat watchdog resets after 20 s of silence."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Throughput:
+    """One throughput row: the median rate of its repetitions (messages per second)."""
+
+    rate: float | None = None
+    runs: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def add(self, rate: float | None, error: str | None = None) -> None:
+        if rate is not None:
+            self.runs.append(rate)
+            self.rate = statistics.median(self.runs)
+        elif error is not None:
+            self.error = error
+
+
+@dataclass
+class Latency:
+    """Server send -> ``on_next``, in milliseconds, over ``samples`` frames at ``rate`` frames/s."""
+
+    rate: int
+    samples: int = 0
+    p50: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Memory:
+    """RSS over a long burst through ``observe(MARKET_DATA)``, in MB (10**6 bytes)."""
+
+    frames: int
+    baseline_mb: float | None = None
+    growth_mb: float | None = None
+    peak_growth_mb: float | None = None
+    rate: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Churn:
+    """Subscribe/dispose cycles per second, and what they leave behind."""
+
+    channel_rate: float | None = None
+    subscribe_rate: float | None = None
+    cycles: int = 0
+    rss_growth_mb: float | None = None
+    leftover_subscriptions: int | None = None
+    error: str | None = None
+
+
+def as_dict(value: Any) -> Any:
+    return asdict(value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------
+def rss_bytes() -> int | None:
+    """Resident set size of this process (Linux: /proc/self/status), None where unavailable."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class _Tickle:
+    """The REST session stand-in: the client only needs ``tickle()`` for its session cookie."""
+
+    def tickle(self) -> dict[str, str]:
+        return {"session": "bench"}
+
+
+@contextmanager
+def connected_client(url: str, **options: Any) -> Iterator[IbkrWsClient]:
+    """A started client (greeting received), shut down on exit."""
+    client = IbkrWsClient(ibkr_client=_Tickle(), url=url, max_connection_attempts=2, **options)
+    try:
+        if not client.start():
+            raise RuntimeError(f"the client did not get the greeting from {url}")
+        time.sleep(0.05)  # let the rest of the greeting pass before counting
+        yield client
+    finally:
+        client.shutdown()
+
+
+class Counter:
+    """Counts in the subscriber; notes the time at the ``warm``-th and the ``total``-th message."""
+
+    def __init__(self, warm: int, total: int) -> None:
+        self.warm = warm
+        self.total = total
+        self.count = 0
+        self.t0 = 0.0
+        self.t1 = 0.0
+        self.done = threading.Event()
+        self.on_next = self._make_on_next()
+
+    def _make_on_next(self) -> Callable[[Any], None]:
+        warm, total, clock = self.warm, self.total, time.perf_counter
+        count = 0
+
+        def on_next(_value: Any) -> None:
+            nonlocal count
+            count += 1
+            if count == warm:
+                self.t0 = clock()
+            elif count == total:
+                self.t1 = clock()
+                self.count = count
+                self.done.set()
+
+        def seen() -> int:
+            return count
+
+        self._seen = seen
+        return on_next
+
+    def seen(self) -> int:
+        return self._seen()
+
+    def wait(self, timeout: float) -> float:
+        """The rate over the timed frames; raises TimeoutError with what was seen."""
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"saw {self.seen():,} of {self.total:,} frames in {timeout:.0f} s")
+        return (self.total - self.warm) / (self.t1 - self.t0)
+
+
+def _timeout(total: int) -> float:
+    return max(20.0, total / 2000)
+
+
+def burst_url(firehose: fh.FirehoseProcess, total: int, hb: int = HEARTBEAT_SECONDS) -> str:
+    return firehose.url(mode="burst", n=total, hb=hb, conid=CONID)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the server's write rate and the ceiling
+# ---------------------------------------------------------------------------------------------------
+def server_write_rate(firehose: fh.FirehoseProcess, total: int) -> float:
+    """Frames/s the firehose writes, read by a trivial raw-socket reader (no framing, no parsing)."""
+    expected = fh.greeting_size() + fh.burst_size(total)
+    with socket.create_connection((fh.HOST, firehose.port), timeout=30) as sock:
+        sock.sendall(
+            f"GET {fh.PATH}?mode=burst&n={total}&hb=0 HTTP/1.1\r\nHost: {fh.HOST}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("the firehose closed during the handshake")
+            head += chunk
+        got = len(head.split(b"\r\n\r\n", 1)[1])
+        buffer = bytearray(1 << 20)
+        t0 = time.perf_counter()
+        sock.sendall(fh.encode_client_frame(f"smd+{CONID}+{{}}".encode()))
+        while got < expected:
+            n = sock.recv_into(buffer)
+            if not n:
+                raise ConnectionError("the firehose closed during the burst")
+            got += n
+        return total / (time.perf_counter() - t0)
+
+
+def ceiling(firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "recv") -> float:
+    """websocket-client alone: a bare ``recv()`` loop (or ``recv_data_frame``) + ``orjson.loads``."""
+    total = warm + n
+    ws = websocket.create_connection(burst_url(firehose, total), skip_utf8_validation=True, timeout=30)
+    ws.settimeout(None)  # blocking reads, as rxibkr's reader does (a timeout adds a poll() per read)
+    try:
+        for _ in fh.GREETING:
+            ws.recv()
+        loads = orjson.loads
+        clock = time.perf_counter
+        ws.send(f"smd+{CONID}+{{}}")
+        t0 = 0.0
+        if primitive == "recv":
+            recv = ws.recv
+            for _ in range(warm):
+                loads(recv())
+            t0 = clock()
+            for _ in range(n):
+                loads(recv())
+        else:  # the primitive rxibkr's reader loop calls
+            recv_frame = ws.recv_data_frame
+            for _ in range(warm):
+                loads(recv_frame(True)[1].data)
+            t0 = clock()
+            for _ in range(n):
+                loads(recv_frame(True)[1].data)
+        return n / (clock() - t0)
+    finally:
+        ws.close(timeout=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# client rows
+# ---------------------------------------------------------------------------------------------------
+def _operators() -> Any:
+    return importlib.import_module("rxibkr.operators")
+
+
+def streams_available() -> str | None:
+    """None when ``client.market_data`` and ``operators.snapshots`` exist; else why not."""
+    try:
+        operators = _operators()
+    except ImportError as exc:
+        return f"rxibkr.operators: {exc}"
+    if not callable(getattr(operators, "snapshots", None)):
+        return "rxibkr.operators.snapshots missing"
+    if not callable(getattr(IbkrWsClient, "market_data", None)):
+        return "IbkrWsClient.market_data missing"
+    return None
+
+
+def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> float:
+    """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots`` or ``queue``."""
+    total = warm + n
+    counter = Counter(warm, total)
+    with connected_client(burst_url(firehose, total)) as client:
+        keep: list[Any] = []
+        if row == "frames":
+            keep.append(client.frames.subscribe(counter.on_next))
+        elif row == "observe":
+            keep.append(client.observe(MARKET_DATA).subscribe(counter.on_next))
+        elif row == "snapshots":
+            # subscribing sends smd+<conid>: that starts the burst
+            stream = cast(Any, client).market_data(CONID).pipe(_operators().snapshots())
+            keep.append(stream.subscribe(counter.on_next))
+        elif row == "queue":
+            accessor = client.new_queue_accessor(MARKET_DATA)
+
+            def consume() -> None:
+                get = accessor.get
+                on_next = counter.on_next
+                deadline = time.monotonic() + _timeout(total)
+                while not counter.done.is_set() and time.monotonic() < deadline:
+                    item = get(True, 1.0)
+                    if item is not None:
+                        on_next(item)
+
+            consumer = threading.Thread(target=consume, name="bench-queue-consumer", daemon=True)
+            consumer.start()
+            keep.append(consumer)
+        else:
+            raise ValueError(f"unknown row {row!r}")
+        if row != "snapshots":
+            keep.append(client.subscribe(f"md+{CONID}", needs_confirmation=False))
+        return counter.wait(_timeout(total))
+
+
+# ---------------------------------------------------------------------------------------------------
+# latency
+# ---------------------------------------------------------------------------------------------------
+def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int) -> Latency:
+    """Paced frames stamped with ``time.time_ns()`` at send; the observer of ``observe(MARKET_DATA)``
+    takes ``time.time_ns()`` first thing (same machine, same clock)."""
+    total = warm + n
+    result = Latency(rate=rate)
+    delays: list[int] = []
+    done = threading.Event()
+    now = time.time_ns
+
+    def on_next(message: Any) -> None:
+        t = now()
+        delays.append(t - message.data["_sent"])
+        if len(delays) >= total:
+            done.set()
+
+    url = firehose.url(mode="paced", n=total, rate=rate, hb=HEARTBEAT_SECONDS, conid=CONID)
+    with connected_client(url) as client:
+        sub = client.observe(MARKET_DATA).subscribe(on_next)
+        client.subscribe(f"md+{CONID}", needs_confirmation=False)
+        if not done.wait(total / rate * 2 + 10):
+            result.error = f"saw {len(delays):,} of {total:,} frames"
+        sub.dispose()
+    timed = sorted(delays[warm:])
+    if timed:
+        result.samples = len(timed)
+        result.p50 = timed[len(timed) // 2] / 1e6
+        result.p99 = timed[min(len(timed) - 1, int(len(timed) * 0.99))] / 1e6
+        result.max = timed[-1] / 1e6
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# memory and churn
+# ---------------------------------------------------------------------------------------------------
+def memory(firehose: fh.FirehoseProcess, frames: int, sample_every: int) -> Memory:
+    """RSS growth while ``frames`` frames pass through ``observe(MARKET_DATA)``.
+
+    The baseline is taken after the first 5% (allocator pools and caches warm); the growth is the
+    RSS at the end minus the baseline, the peak growth the largest sample minus the baseline.
+    """
+    result = Memory(frames=frames)
+    if rss_bytes() is None:
+        result.error = "no /proc/self/status"
+        return result
+    warm = max(sample_every, frames // 20)
+    samples: list[int] = []
+    counter = Counter(warm, frames)
+    count_frame = counter.on_next
+
+    def on_next(message: Any) -> None:
+        count_frame(message)
+        if counter.seen() % sample_every == 0:
+            rss = rss_bytes()
+            if rss is not None:
+                samples.append(rss)
+
+    gc.collect()
+    with connected_client(burst_url(firehose, frames)) as client:
+        client.observe(MARKET_DATA).subscribe(on_next)
+        client.subscribe(f"md+{CONID}", needs_confirmation=False)
+        try:
+            result.rate = counter.wait(max(60.0, frames / 2000))
+        except TimeoutError as exc:
+            result.error = str(exc)
+        first = warm // sample_every - 1
+        if len(samples) > first + 1:
+            baseline = samples[first]
+            result.baseline_mb = baseline / 1e6
+            result.growth_mb = (samples[-1] - baseline) / 1e6
+            result.peak_growth_mb = (max(samples[first:]) - baseline) / 1e6
+    return result
+
+
+def churn(firehose: fh.FirehoseProcess, seconds: float) -> Churn:
+    """Subscribe/dispose cycles per second: ``channel('md+N').subscribe(...).dispose()``, then
+    ``subscribe('md+N', needs_confirmation=False).dispose()``, over 200 distinct conids, each for
+    ``seconds``. Ends when the client has dropped every subscription (disposal is asynchronous)."""
+    result = Churn()
+
+    def noop(_: Any) -> None:
+        return None
+
+    def settle(client: IbkrWsClient) -> None:
+        deadline = time.monotonic() + 10
+        while client.subscriptions and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    with connected_client(firehose.url(mode="idle", hb=HEARTBEAT_SECONDS)) as client:
+        # warm up both paths
+        for i in range(50):
+            client.channel(f"md+{i}").subscribe(noop).dispose()
+            client.subscribe(f"md+{i}", needs_confirmation=False).dispose()
+        settle(client)
+        gc.collect()
+        rss0 = rss_bytes()
+        cycles = 0
+        for kind in ("channel", "subscribe"):
+            count = 0
+            t0 = time.perf_counter()
+            end = t0 + seconds
+            while time.perf_counter() < end:
+                for i in range(100):
+                    channel = f"md+{1000 + (count + i) % 200}"
+                    if kind == "channel":
+                        client.channel(channel).subscribe(noop).dispose()
+                    else:
+                        client.subscribe(channel, needs_confirmation=False).dispose()
+                count += 100
+            settle(client)
+            rate = count / (time.perf_counter() - t0)
+            cycles += count
+            if kind == "channel":
+                result.channel_rate = rate
+            else:
+                result.subscribe_rate = rate
+        gc.collect()
+        rss1 = rss_bytes()
+        result.cycles = cycles
+        result.leftover_subscriptions = len(client.subscriptions)
+        if rss0 is not None and rss1 is not None:
+            result.rss_growth_mb = (rss1 - rss0) / 1e6
+    return result
+
+
+def environment() -> dict[str, Any]:
+    import platform
+
+    import reactivex
+
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "websocket-client": websocket.__version__,
+        "reactivex": getattr(reactivex, "__version__", "?"),
+        "orjson": orjson.__version__,
+    }

@@ -1,0 +1,338 @@
+"""rxibkr against the ceiling its own transport imposes, in one run.
+
+    python -m benchmarks.run [--quick] [--rows ROWS] [--json FILE]
+    python benchmarks/run.py  ...
+
+Starts a loopback firehose in a child process (``benchmarks/firehose.py``), checks that it writes
+faster than websocket-client can read, then measures on the same frames:
+
+1. ceiling: a bare websocket-client ``recv()`` loop + ``orjson.loads``
+   (1b, for reference: the same loop over ``recv_data_frame``, which rxibkr's reader calls);
+2. ``client.frames``; 3. ``client.observe(MARKET_DATA)``;
+4. ``client.market_data(conid).pipe(operators.snapshots())``;
+5. ``new_queue_accessor(MARKET_DATA)`` drained by another thread;
+6. latency from the server's send to ``on_next`` at 1,000 and 10,000 messages/s;
+7. RSS growth over a long burst through ``observe(MARKET_DATA)``, and subscription churn.
+
+Throughput rows are the median of ``--reps`` repetitions (rows interleaved, a fresh connection each).
+No thresholds are enforced: the targets are printed next to the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import firehose as fh
+from benchmarks import harness as h
+
+THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
+    # name: (number, label)
+    "ceiling": ("1", "ceiling: websocket-client recv() + orjson.loads"),
+    "frames": ("2", "client.frames"),
+    "observe": ("3", "client.observe(MARKET_DATA)"),
+    "snapshots": ("4", "market_data(conid).pipe(snapshots())"),
+    "queue": ("5", "new_queue_accessor(MARKET_DATA), other thread"),
+}
+ALL_ROWS = ("ceiling", "frames", "observe", "snapshots", "queue", "latency", "memory", "churn")
+ROW_NUMBERS = {
+    "1": ("ceiling",),
+    "2": ("frames",),
+    "3": ("observe",),
+    "4": ("snapshots",),
+    "5": ("queue",),
+    "6": ("latency",),
+    "7": ("memory", "churn"),
+}
+TARGETS = {"observe": 0.8, "snapshots": 0.5}
+LATENCY_TARGETS_MS = {1000: 1.0, 10000: 5.0}
+MEMORY_TARGET_MB = 10.0
+
+
+@dataclass
+class Settings:
+    frames: int
+    warm: int
+    reps: int
+    latency_seconds: dict[int, float]
+    memory_frames: int
+    memory_sample_every: int
+    churn_seconds: float
+    quick: bool
+
+    @classmethod
+    def make(cls, quick: bool) -> Settings:
+        if quick:
+            return cls(20_000, 4_000, 1, {1000: 1.0, 10000: 0.4}, 200_000, 20_000, 0.3, True)
+        return cls(200_000, 20_000, 3, {1000: 10.0, 10000: 5.0}, 5_000_000, 100_000, 3.0, False)
+
+
+@dataclass
+class Results:
+    settings: Settings
+    environment: dict[str, Any]
+    server_write_rate: float | None = None
+    throughput: dict[str, h.Throughput] = field(default_factory=dict)
+    reference: dict[str, h.Throughput] = field(default_factory=dict)
+    latency: list[h.Latency] = field(default_factory=list)
+    memory: h.Memory | None = None
+    churn: h.Churn | None = None
+    streams: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        ceiling = self.throughput.get("ceiling")
+        base = ceiling.rate if ceiling is not None else None
+        rows: dict[str, Any] = {}
+        for name, row in self.throughput.items():
+            entry = h.as_dict(row)
+            entry["ratio"] = row.rate / base if row.rate and base else None
+            rows[name] = entry
+        return {
+            "settings": h.as_dict(self.settings),
+            "environment": self.environment,
+            "server_write_rate": self.server_write_rate,
+            "throughput": rows,
+            "reference": {k: h.as_dict(v) for k, v in self.reference.items()},
+            "latency": [h.as_dict(x) for x in self.latency],
+            "memory": h.as_dict(self.memory) if self.memory else None,
+            "churn": h.as_dict(self.churn) if self.churn else None,
+            "streams": self.streams or "available",
+            "seconds": self.seconds,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------------------------------
+def parse_rows(text: str | None) -> list[str]:
+    if not text:
+        return list(ALL_ROWS)
+    rows: list[str] = []
+    for item in text.replace(" ", "").split(","):
+        names = ROW_NUMBERS.get(item, (item,))
+        for name in names:
+            if name not in ALL_ROWS:
+                raise SystemExit(f"--rows: unknown row {item!r}; use 1-7 or {', '.join(ALL_ROWS)}")
+            if name not in rows:
+                rows.append(name)
+    return rows
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    try:
+        return fn(), None
+    except Exception as exc:  # a failed row is reported in the table, the run goes on
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def run(rows: Sequence[str], settings: Settings, log: Callable[[str], None] = print) -> Results:
+    started = time.perf_counter()
+    results = Results(settings, h.environment())
+    streams_missing = h.streams_available()
+    results.streams = streams_missing
+    throughput = [r for r in THROUGHPUT_ROWS if r in rows]
+    if throughput and "ceiling" not in throughput:
+        throughput.insert(0, "ceiling")  # the ratios need it, from the same run
+    lifetime = 120.0 if settings.quick else 1800.0
+    with fh.FirehoseProcess(lifetime=lifetime) as firehose:
+        if throughput:
+            results.server_write_rate, error = _attempt(
+                lambda: h.server_write_rate(firehose, settings.warm + settings.frames)
+            )
+            if error:
+                log(f"server write rate: {error}")
+            for name in throughput:
+                results.throughput[name] = h.Throughput()
+            results.reference["recv_data_frame"] = h.Throughput()
+            for rep in range(settings.reps):
+                for name in throughput:
+                    if name == "snapshots" and streams_missing:
+                        results.throughput[name].error = "n/a (streams not available)"
+                        continue
+                    gc.collect()
+                    if name == "ceiling":
+                        rate, error = _attempt(lambda: h.ceiling(firehose, settings.warm, settings.frames))
+                        results.throughput[name].add(rate, error)
+                        gc.collect()
+                        rate, error = _attempt(
+                            lambda: h.ceiling(firehose, settings.warm, settings.frames, "recv_data_frame")
+                        )
+                        results.reference["recv_data_frame"].add(rate, error)
+                    else:
+                        rate, error = _attempt(
+                            lambda: h.client_row(firehose, name, settings.warm, settings.frames)  # noqa: B023
+                        )
+                        results.throughput[name].add(rate, error)
+                    shown = f"{rate:,.0f} msg/s" if rate else error
+                    log(f"  rep {rep + 1}/{settings.reps} {name}: {shown}")
+        if "latency" in rows:
+            for rate, seconds in settings.latency_seconds.items():
+                n = int(rate * seconds)
+                warm = max(100, n // 10)
+                gc.collect()
+                result, error = _attempt(lambda: h.latency(firehose, rate, warm, n))  # noqa: B023
+                results.latency.append(result if result is not None else h.Latency(rate, error=error))
+                log(f"  latency at {rate:,}/s done")
+        if "memory" in rows:
+            result, error = _attempt(
+                lambda: h.memory(firehose, settings.memory_frames, settings.memory_sample_every)
+            )
+            results.memory = result if result is not None else h.Memory(settings.memory_frames, error=error)
+            log("  memory done")
+        if "churn" in rows:
+            result, error = _attempt(lambda: h.churn(firehose, settings.churn_seconds))
+            results.churn = result if result is not None else h.Churn(error=error)
+            log("  churn done")
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------------------------------
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def format_table(results: Results) -> str:
+    s = results.settings
+    env = results.environment
+    lines: list[str] = []
+    mode = "quick" if s.quick else "full"
+    reps = f"median of {s.reps}" if s.reps > 1 else "1 repetition"
+    lines.append(
+        f"rxibkr benchmark ({mode}): {s.frames:,} smd frames after {s.warm:,} warm-up, {reps}; "
+        f"python {env['python']}, websocket-client {env['websocket-client']}, reactivex "
+        f"{env['reactivex']}, orjson {env['orjson']}, {env['cpus']} CPUs"
+    )
+    ceiling = results.throughput.get("ceiling")
+    base = ceiling.rate if ceiling is not None else None
+    if results.server_write_rate is not None:
+        line = f"firehose write rate (raw-socket reader): {results.server_write_rate:,.0f} frames/s"
+        if base:
+            factor = results.server_write_rate / base
+            verdict = "the server is not the bottleneck" if factor > 2 else "WARNING: the server is slow"
+            line += f" = {factor:,.1f}x the ceiling: {verdict}"
+        lines.append(line)
+    lines.append("")
+    if results.throughput:
+        lines.append(f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10}  target")
+        for name, row in results.throughput.items():
+            number, label = THROUGHPUT_ROWS[name]
+            ratio = row.rate / base if row.rate and base else None
+            target = TARGETS.get(name)
+            if row.rate is None:
+                lines.append(f"{number:>2}  {label:<50} {row.error or '-'}")
+                continue
+            verdict = ""
+            if target is not None:
+                verdict = f">= {target:.1f}x {_verdict(ratio >= target if ratio is not None else None)}"
+            lines.append(f"{number:>2}  {label:<50} {_num(row.rate):>10} {_num(ratio, '.2f'):>10}  {verdict}")
+            if name == "ceiling":
+                ref = results.reference.get("recv_data_frame")
+                if ref is not None and ref.rate is not None:
+                    lines.append(
+                        f"{'1b':>2}  {'  (reference) same loop over recv_data_frame':<50} "
+                        f"{_num(ref.rate):>10} {_num(ref.rate / base if base else None, '.2f'):>10}"
+                    )
+    if results.latency:
+        lines.append(
+            f"{'6':>2}  {'latency send -> on_next (observe), ms':<50} {'p50':>8} {'p99':>8} {'max':>8}"
+        )
+        for lat in results.latency:
+            label = f"  at {lat.rate:,} msg/s ({lat.samples:,} samples)"
+            if lat.p99 is None:
+                lines.append(f"{'':>2}  {label:<50} {lat.error or '-'}")
+                continue
+            target = LATENCY_TARGETS_MS.get(lat.rate)
+            verdict = f"p99 <= {target:g} ms {_verdict(lat.p99 <= target)}" if target else ""
+            if lat.error:
+                verdict += f" ({lat.error})"
+            lines.append(
+                f"{'':>2}  {label:<50} {lat.p50:>8.3f} {lat.p99:>8.3f} {_num(lat.max, '.3f'):>8}  {verdict}"
+            )
+    if results.memory is not None:
+        m = results.memory
+        label = f"RSS growth over {m.frames:,} frames via observe"
+        if m.growth_mb is None:
+            lines.append(f"{'7':>2}  {label:<50} {m.error or '-'}")
+        else:
+            verdict = f"< {MEMORY_TARGET_MB:g} MB {_verdict(m.growth_mb < MEMORY_TARGET_MB)}"
+            lines.append(
+                f"{'7':>2}  {label:<50} {m.growth_mb:>+9.1f} MB  {verdict} (baseline "
+                f"{_num(m.baseline_mb, '.1f')} MB, peak {_num(m.peak_growth_mb, '+.1f')} MB, "
+                f"{_num(m.rate)} msg/s)"
+            )
+    if results.churn is not None:
+        c = results.churn
+        number = "" if results.memory is not None else "7"
+        if c.channel_rate is None or c.subscribe_rate is None:
+            lines.append(f"{number:>2}  {'subscription churn':<50} {c.error or '-'}")
+        else:
+            label = "churn: channel(md+N).subscribe().dispose()"
+            lines.append(f"{number:>2}  {label:<50} {c.channel_rate:>10,.0f} cycles/s")
+            lines.append(
+                f"{'':>2}  {'churn: subscribe(md+N, no confirm).dispose()':<50} "
+                f"{c.subscribe_rate:>10,.0f} cycles/s"
+            )
+            lines.append(
+                f"{'':>2}  {'  after ' + format(c.cycles, ',') + ' cycles':<50} "
+                f"RSS {_num(c.rss_growth_mb, '+.1f')} MB, {c.leftover_subscriptions} subscriptions left"
+            )
+    lines.append("")
+    lines.append(f"({results.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small numbers (the test suite runs this)")
+    parser.add_argument(
+        "--rows", help=f"comma-separated rows, by number (1-7) or name ({', '.join(ALL_ROWS)}); default all"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--frames", type=int, help="frames per throughput repetition (after warm-up)")
+    parser.add_argument("--reps", type=int, help="repetitions of each throughput row")
+    parser.add_argument("--memory-frames", type=int, help="frames through observe() for the RSS row")
+    parser.add_argument("-q", "--silent", action="store_true", help="print only the table")
+    args = parser.parse_args(argv)
+    settings = Settings.make(args.quick)
+    if args.frames:
+        settings.frames = args.frames
+        settings.warm = max(1000, args.frames // 10)
+    if args.reps:
+        settings.reps = args.reps
+    if args.memory_frames:
+        settings.memory_frames = args.memory_frames
+    rows = parse_rows(args.rows)
+
+    def log(text: str) -> None:
+        if not args.silent:
+            print(text, file=sys.stderr, flush=True)
+
+    results = run(rows, settings, log)
+    print(format_table(results), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

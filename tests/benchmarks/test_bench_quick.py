@@ -1,0 +1,69 @@
+"""The benchmark harness runs end to end in quick mode and fills every row of its table.
+
+No speed thresholds here: machines are noisy. The numbers are for ``python -m benchmarks.run``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _streams_available() -> bool:
+    probe = "from benchmarks import harness; print(harness.streams_available() is None)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
+    )
+    return out.stdout.strip() == "True"
+
+
+def test_quick_run_prints_the_table_and_every_row_has_a_number(tmp_path: Path) -> None:
+    out_file = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--silent", "--json", str(out_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert "x ceiling" in table and "firehose write rate" in table
+
+    results = json.loads(out_file.read_text(encoding="utf-8"))
+    assert results["server_write_rate"] > 0
+    rows = results["throughput"]
+    streams = _streams_available()
+    for name in ("ceiling", "frames", "observe", "snapshots", "queue"):
+        row = rows[name]
+        if name == "snapshots" and not streams:
+            assert row["error"] == "n/a (streams not available)"
+            assert "n/a (streams not available)" in table
+            continue
+        assert row["rate"] and row["rate"] > 0, (name, row)
+        assert row["ratio"] and row["ratio"] > 0, (name, row)
+    latencies = {lat["rate"]: lat for lat in results["latency"]}
+    assert set(latencies) == {1000, 10000}
+    for lat in latencies.values():
+        assert lat["samples"] > 0 and lat["p50"] is not None and lat["p99"] is not None, lat
+        assert lat["max"] is not None
+    memory = results["memory"]
+    assert memory["growth_mb"] is not None, memory
+    churn = results["churn"]
+    assert churn["channel_rate"] and churn["subscribe_rate"], churn
+    assert churn["leftover_subscriptions"] == 0, churn
+
+
+def test_rows_are_selectable_by_number_or_name() -> None:
+    probe = (
+        "from benchmarks.run import parse_rows; "
+        "print(parse_rows('3,latency'), parse_rows('7'), parse_rows(None)[0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.split("\n")[0] == "['observe', 'latency'] ['memory', 'churn'] ceiling"
