@@ -1368,6 +1368,17 @@ class IbkrWsClient:
     # ---- end typed streams ------------------------------------------------------------------------
 
     # ---- record / replay (rxibkr.record): delegating methods go here -------------------------------
+    def record(self, path: Any) -> abc.DisposableBase:
+        """Append every frame in and out, and connection open/close events, to the JSON Lines file ``path``.
+
+        Returns an ``rxibkr.record.Recorder`` (a Disposable): dispose it to stop; the file is flushed and
+        closed when ``dispose()`` returns. Session ids are redacted. Replay with
+        ``IbkrWsClient(transport=rxibkr.record.ReplayTransport(path))``. See ``rxibkr.record``.
+        """
+        from rxibkr.record import Recorder  # here: rxibkr.record imports the testing kit, which imports us
+
+        return Recorder(self, path)
+
     # ---- end record / replay ----------------------------------------------------------------------
 
     def __enter__(self) -> IbkrWsClient:
