@@ -428,7 +428,7 @@ class IbkrWsClient:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-        self._dispose_owned_scheduler()
+        self._dispose_owned_scheduler(replace=False)
         self._join_connections(2.0)
         if isinstance(self._rest, IbkrSession):
             self._rest.close()
@@ -601,7 +601,10 @@ class IbkrWsClient:
     def on_open(self, connection: Connection) -> None:
         if self._wire._observers:
             self._wire.on_next(WireEvent("open", None, connection.id))
-        self._post(self._on_open, connection)
+        if self._running or connection is self._conn:
+            self._post(self._on_open, connection)
+        else:
+            connection.close()
 
     def on_frame(self, connection: Connection, data: bytes | str) -> None:
         if connection is not self._conn:
@@ -619,9 +622,7 @@ class IbkrWsClient:
             if item is not None:
                 self._queue_controller.put_to_queue(key, item)
         if (
-            message.kind is not _DATA
-            or key in _CONTROL_KEYS
-            or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
+            message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
         ):
             self._post(self._on_control_message, message)
         elif self._awaiting and message.channel in self._awaiting:
@@ -637,7 +638,8 @@ class IbkrWsClient:
     ) -> None:
         if self._wire._observers:
             self._wire.on_next(WireEvent("close", None, connection.id))
-        self._post(self._on_closed, connection, code, reason, error)
+        if self._running or connection is self._conn:  # after shutdown/give-up: nothing to handle
+            self._post(self._on_closed, connection, code, reason, error)
 
     # =============================================================================================
     # control scheduler
@@ -1257,13 +1259,14 @@ class IbkrWsClient:
     def _new_scheduler(self) -> EventLoopScheduler:
         return EventLoopScheduler(exit_if_empty=False)
 
-    def _dispose_owned_scheduler(self) -> None:
-        """End the control thread (abandoning its timers); a fresh one starts if the client is used again."""
+    def _dispose_owned_scheduler(self, replace: bool = True) -> None:
+        """End the control thread (abandoning its timers); with ``replace`` a fresh one, started lazily."""
         if not self._owns_scheduler:
             return
         old = self._scheduler
         assert isinstance(old, EventLoopScheduler)
-        self._scheduler = self._new_scheduler()
+        if replace:
+            self._scheduler = self._new_scheduler()
         thread = getattr(old, "_thread", None)
         old.dispose()
         if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
