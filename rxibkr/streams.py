@@ -1,0 +1,1028 @@
+"""Typed, parsed, merged streams per topic, on top of an :class:`~rxibkr.client.IbkrWsClient`.
+
+Every stream here is a cold, reference-counted Observable: the first observer makes the client
+subscribe (``client.subscribe(..., wait=False)``: the subscription is kept across reconnects and
+re-sent by the client), later observers share that server subscription, and disposing the last
+observer unsubscribes. Each server subscription has one *hub* that turns its frames into typed
+values once, keeps what a late observer needs (the merged state), and fans the values out:
+
+* one shared observer per :class:`IbkrWsKey` on ``client.observe(key)`` routes messages to the hubs
+  by a dictionary lookup (conid, account, ...), never one filter per observer;
+* a late observer first receives the hub's current state (market data: one update with every
+  field known so far; orders: every order's merged state; trades: every execution...), then the
+  live values.
+
+The client's hot path is untouched: field unwrapping, parsing and merging happen here, and only for
+the topics somebody observes. Use the streams through the client (``client.market_data(265598)``)
+or through :func:`streams_of` (``streams_of(client).market_data(265598)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
+
+from rxibkr.events import ConnectionState
+from rxibkr.models import (
+    AuthStatus,
+    Bar,
+    Bulletin,
+    Execution,
+    History,
+    Ladder,
+    LedgerRow,
+    MarketDataUpdate,
+    Notification,
+    OrderUpdate,
+    PnlRow,
+    SummaryItem,
+    _args_items,
+    _int,
+    new_update,
+)
+from rxibkr.operators import ExecutionLog, OrderBook
+from rxibkr.protocol import FIELD_IDS, IbkrWsKey, Message, MessageKind
+from rxibkr.protocol import requests as rq
+from rxibkr.subscriptions import Subscription, SubscriptionStatus
+
+if TYPE_CHECKING:
+    from rxibkr.client import IbkrWsClient
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "31",  # last price
+    "55",  # symbol
+    "84",  # bid
+    "85",  # ask size
+    "86",  # ask
+    "88",  # bid size
+    "7059",  # last size
+    "82",  # change
+    "83",  # change %
+    "87",  # volume
+    "7295",  # open
+    "70",  # high
+    "71",  # low
+    "7741",  # prior close
+    "6509",  # market data availability
+)
+"""The fields ``market_data()`` asks for when none are given: a quote (last, bid/ask and sizes,
+volume, day range, change, prior close, symbol, availability)."""
+
+MAX_HISTORIES = 5
+"""The gateway serves at most five concurrent ``smh`` subscriptions (protocol §3.2, §6)."""
+
+_DATA = MessageKind.DATA
+
+
+class HistoryLimitError(RuntimeError):
+    """A sixth concurrent market-history subscription was asked for (the gateway allows five)."""
+
+
+# =================================================================================================
+# argument checks
+# =================================================================================================
+
+
+def _conid(conid: object) -> int:
+    if isinstance(conid, bool) or not isinstance(conid, int | str):
+        raise TypeError(f"conid: expected an int (or a numeric str), got {type(conid).__name__}")
+    text = str(conid)
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
+        raise ValueError(f"conid: expected a positive contract id, got {conid!r}")
+    return int(text)
+
+
+def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
+    if fields is None:
+        return list(DEFAULT_FIELDS)
+    items: list[Any] = [fields] if isinstance(fields, str | int) else list(fields)
+    if not items:
+        raise ValueError("fields: expected at least one field id or name (or None for the default set)")
+    ids: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise TypeError(f"fields: expected field ids (31, '31') or names ('last_price'), got {item!r}")
+        text = str(item)
+        if text.isascii() and text.isdigit():
+            ids.append(text)
+        elif text in FIELD_IDS:
+            ids.append(FIELD_IDS[text])
+        else:
+            raise ValueError(f"fields: {item!r} is neither a numeric field id nor a known field name")
+    return list(dict.fromkeys(ids))
+
+
+def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    items = (values,) if isinstance(values, str) else tuple(values)
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise ValueError(f"{name}: expected non-empty strings (or None for everything), got {values!r}")
+    return items
+
+
+# =================================================================================================
+# hubs: one per server subscription
+# =================================================================================================
+
+
+class _Entry(Generic[T]):
+    """One observer of a hub, with its own filter and options."""
+
+    __slots__ = ("accept", "observer", "options")
+
+    def __init__(
+        self, observer: abc.ObserverBase[T], accept: Callable[[T], bool] | None, options: Mapping[str, Any]
+    ) -> None:
+        self.observer = observer
+        self.accept = accept
+        self.options = options
+
+
+class _Hub(Generic[T]):
+    """One server subscription: its wanted data, its observers, its typed state.
+
+    ``lock`` (reentrant) serialises the typed state and the emissions: the reader thread holds it
+    while it processes a frame and emits; attaching an observer holds it while the state is
+    replayed, so no value is lost or delivered twice, and ``on_next`` calls never overlap.
+    """
+
+    KEY: IbkrWsKey
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        self.streams = streams
+        self.channel = channel
+        self.route = route
+        self.lock = threading.RLock()
+        self.entries: tuple[_Entry[T], ...] = ()
+        self.wants: dict[object, Any] = {}
+        self.data: dict[str, Any] | None = None  # what the server subscription should carry
+        self.sent: dict[str, Any] | None = None  # what was last given to client.subscribe
+        self.sub: Subscription | None = None
+        self.closed = False
+
+    # -- wanted data (accumulates while the hub lives; see merge) ------------------------------------
+    def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
+        """The subscription data once ``want`` is added to ``data`` (None: the first observer)."""
+        return want if data is None else data
+
+    def check(self, want: Any) -> None:
+        """Raise when ``want`` cannot share this hub."""
+
+    # -- typed state -------------------------------------------------------------------------------
+    def process(self, message: Message) -> Iterable[T]:
+        """The typed values of one frame (state updated)."""
+        return ()
+
+    def replay(self, entry: _Entry[T]) -> Iterable[T]:
+        """What a late observer receives first."""
+        return ()
+
+    def on_attach(self, entry: _Entry[T], first: bool) -> None:
+        """An observer was attached (``first``: the hub's first; the subscribe is sent next)."""
+
+    def on_last(self) -> None:
+        """The last observer left."""
+
+    # -- delivery ------------------------------------------------------------------------------------
+    def on_message(self, message: Message) -> None:
+        with self.lock:
+            values = self.process(message)
+            if values:
+                self.emit(values)
+
+    def emit(self, values: Iterable[T]) -> None:
+        """Deliver to every observer (lock held). An observer's exception does not stop the others;
+        the first one is raised again afterwards, so the client reports it on ``client.errors``."""
+        error: Exception | None = None
+        for value in values:
+            for entry in self.entries:
+                if entry.accept is not None and not entry.accept(value):
+                    continue
+                try:
+                    entry.observer.on_next(value)
+                except Exception as exc:
+                    if error is None:
+                        error = exc
+                    else:
+                        _LOGGER.error("an observer of %s raised %r", self.channel, exc)
+        if error is not None:
+            raise error
+
+    def complete(self) -> None:
+        with self.lock:
+            entries, self.entries = self.entries, ()
+        for entry in entries:
+            entry.observer.on_completed()
+
+
+class TypedStreams:
+    """The typed streams of one client (see the module docstring). Get it with :func:`streams_of`."""
+
+    def __init__(self, client: IbkrWsClient) -> None:
+        self._client_ref = weakref.ref(client)
+        self._lock = threading.RLock()
+        self._hubs: dict[str, _Hub[Any]] = {}
+        self._routes: dict[IbkrWsKey, dict[Any, _Hub[Any]]] = {}
+        self._taps: dict[IbkrWsKey, abc.DisposableBase] = {}
+        self._given_up: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._sync_locks: dict[str, threading.Lock] = {}
+        self.duplicates_dropped = 0
+        """How many duplicated ``smd`` frames were dropped (the gateway sends each first update twice)."""
+
+    @property
+    def client(self) -> IbkrWsClient:
+        client = self._client_ref()
+        if client is None:
+            raise RuntimeError("the client of these streams is gone")
+        return client
+
+    # =============================================================================================
+    # public streams
+    # =============================================================================================
+    def market_data(
+        self, conid: int | str, fields: str | int | Iterable[str | int] | None = None
+    ) -> Observable[MarketDataUpdate]:
+        """Parsed market-data updates of one contract (only the changed fields, see
+        :class:`~rxibkr.models.MarketDataUpdate`; merge them with ``operators.snapshots()``).
+
+        ``fields``: ids (``31``, ``"31"``) or names (``"last_price"``); None for
+        :data:`DEFAULT_FIELDS`. One ``smd`` subscription per conid is shared by every observer;
+        an observer asking for more fields widens it (``smd`` is re-sent with the union), and the
+        union stays until the last observer leaves. Every observer receives every subscribed field.
+        The gateway's duplicated first update is emitted once. A late observer first receives one
+        update with every field known so far.
+        """
+        cid = _conid(conid)
+        ids = _field_ids(fields)
+        return self._stream(f"md+{cid}", IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids)
+
+    def market_history(
+        self,
+        conid: int | str,
+        period: str = "1d",
+        bar: str = "5min",
+        exchange: str | None = None,
+        outside_rth: bool = False,
+        source: str = "trades",
+    ) -> Observable[Bar]:
+        """The bars of an ``smh`` subscription, oldest first; a bar the gateway sends again is
+        emitted again only if it changed. The gateway's server id is handled by the client
+        (``umh+<serverId>`` on dispose). Observers of the same conid share one subscription and must
+        ask for the same parameters (ValueError otherwise); a sixth concurrent history raises
+        :class:`HistoryLimitError` (to the observer: ``on_error``, or raised by ``subscribe``).
+        """
+        cid = _conid(conid)
+        payload = rq.market_history(
+            cid, period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source
+        )  # validates every argument
+        data = rq.parse_request(payload).args
+        return self._stream(f"mh+{cid}", IbkrWsKey.MARKET_HISTORY, str(cid), _HistoryHub, data)
+
+    def market_history_replies(
+        self,
+        conid: int | str,
+        period: str = "1d",
+        bar: str = "5min",
+        exchange: str | None = None,
+        outside_rth: bool = False,
+        source: str = "trades",
+    ) -> Observable[History]:
+        """Like :meth:`market_history`, but one :class:`~rxibkr.models.History` per ``smh`` reply
+        (with the series' metadata: server id, symbol, price factor, bar length)."""
+        cid = _conid(conid)
+        payload = rq.market_history(
+            cid, period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source
+        )
+        data = rq.parse_request(payload).args
+        return self._stream(
+            f"mh+{cid}", IbkrWsKey.MARKET_HISTORY, str(cid), _HistoryHub, data, variant="replies"
+        )
+
+    def orders(
+        self, filters: str | Iterable[str] | None = None, *, refresh_on_reconnect: bool = True
+    ) -> Observable[OrderUpdate]:
+        """Live orders as :class:`~rxibkr.models.OrderUpdate` (the full merged state of the order).
+
+        Starts with the current orders from REST (``client.rest.live_orders()``, when the client has
+        a REST session), then the ``sor`` deltas merged into them. ``filters``: order statuses
+        (``"Submitted"``, ``"Filled"``...) to keep, applied here to the merged status (the server
+        subscription is always unfiltered, so observers with different filters can share it). After
+        a reconnect the REST snapshot is fetched again and orders that changed meanwhile are emitted
+        (``refresh_on_reconnect``); a late observer first receives every known order.
+        """
+        statuses = _strings("filters", filters)
+        accept: Callable[[OrderUpdate], bool] | None = None
+        if statuses is not None:
+            wanted = frozenset(statuses)
+
+            def accept(update: OrderUpdate) -> bool:
+                return update.status in wanted
+
+        return self._stream(
+            "or", IbkrWsKey.ORDERS, None, _OrdersHub, {}, accept=accept, refresh=refresh_on_reconnect
+        )
+
+    def trades(self, days: int | None = None, realtime_only: bool = False) -> Observable[Execution]:
+        """Executions (``str``), deduplicated by ``execution_id``; an execution the gateway sends
+        again with different content (the commission arrived) is emitted again with ``revision``
+        + 1. ``days`` (1..7): how many days of history the gateway sends; ``realtime_only``: no
+        history. Observers share one subscription carrying the widest request (the most days,
+        history if anyone wants it); a late observer first receives the executions known so far,
+        unless it asked for ``realtime_only``."""
+        rq.trades(days, realtime_only)  # validates
+        want = {"days": days, "realtime": realtime_only}
+        return self._stream("tr", IbkrWsKey.TRADES, None, _TradesHub, want, realtime_only=realtime_only)
+
+    def pnl(self) -> Observable[PnlRow]:
+        """P&L rows (``spl``), one per ``"<account>.Core"`` key, each merged with its previous values."""
+        return self._stream("pl", IbkrWsKey.PNL, None, _PnlHub, {})
+
+    def account_summary(
+        self,
+        account: str | None = None,
+        keys: str | Iterable[str] | None = None,
+        fields: str | Iterable[str] | None = None,
+    ) -> Observable[SummaryItem]:
+        """Account summary items (``ssd``) of ``account`` (default: the client's ``account_id``).
+
+        ``keys`` (``"NetLiquidation-S"``...) and ``fields`` (``"monetaryValue"``...) narrow what
+        the gateway sends; observers of one account share a subscription carrying the union (None
+        = everything), and each observer receives only the keys it asked for.
+        """
+        acct = self._account(account)
+        key_list = _strings("keys", keys)
+        field_list = _strings("fields", fields)
+        rq.account_summary(acct, key_list, field_list)  # validates
+        accept: Callable[[SummaryItem], bool] | None = None
+        if key_list is not None:
+            wanted = frozenset(key_list)
+
+            def accept(item: SummaryItem) -> bool:
+                return item.key in wanted
+
+        return self._stream(
+            f"sd+{acct}",
+            IbkrWsKey.ACCOUNT_SUMMARY,
+            acct,
+            _SummaryHub,
+            {"keys": key_list, "fields": field_list},
+            accept=accept,
+        )
+
+    def ledger(self, account: str | None = None) -> Observable[LedgerRow]:
+        """Ledger rows (``sld``) of ``account`` (default: the client's ``account_id``), one per
+        currency key, merged: "blank" rows (no change) keep the last values, flagged ``blank``."""
+        acct = self._account(account)
+        rq.ledger(acct)  # validates
+        return self._stream(f"ld+{acct}", IbkrWsKey.ACCOUNT_LEDGER, acct, _LedgerHub, {})
+
+    def price_ladder(
+        self, conid: int | str, exchange: str | None = None, account: str | None = None
+    ) -> Observable[Ladder]:
+        """BookTrader price ladders (``sbd``) of one contract, one :class:`~rxibkr.models.Ladder`
+        per frame. ``account`` defaults to the client's ``account_id`` (ValueError when neither is
+        known). The gateway allows one ladder per account (``ubd`` names only the account)."""
+        cid = _conid(conid)
+        acct = self._account(account)
+        rq.price_ladder(acct, cid, exchange)  # validates
+        channel = f"bd+{acct}+{cid}" + (f"+{exchange}" if exchange else "")
+        return self._stream(channel, IbkrWsKey.PRICE_LADDER, f"{acct}+{cid}", _LadderHub, None)
+
+    def notifications(self) -> Observable[Notification]:
+        """Unsolicited ``ntf`` notices and prompts, one per item (``args`` arrays and objects alike)."""
+        return self._unsolicited(IbkrWsKey.NOTIFICATIONS, Notification.from_message)
+
+    def bulletins(self) -> Observable[Bulletin]:
+        """Unsolicited ``blt`` bulletins, one per item (``args`` arrays and objects alike)."""
+        return self._unsolicited(IbkrWsKey.BULLETINS, Bulletin.from_message)
+
+    def auth_status(self) -> Observable[AuthStatus]:
+        """Every ``sts`` frame, parsed (the client itself reacts to them; this is for display)."""
+
+        def parse(message: Message) -> list[AuthStatus]:
+            status = AuthStatus.from_message(message)
+            return [] if status is None else [status]
+
+        return self._unsolicited(IbkrWsKey.AUTHENTICATION_STATUS, parse)
+
+    # =============================================================================================
+    # machinery
+    # =============================================================================================
+    def _account(self, account: str | None) -> str:
+        acct = account if account is not None else self.client.account_id
+        if not acct:
+            raise ValueError("account: none given and the client has no account_id")
+        if not isinstance(acct, str):
+            raise TypeError(f"account: expected a str, got {type(acct).__name__}")
+        return acct
+
+    def _unsolicited(self, key: IbkrWsKey, parse: Callable[[Message], Sequence[T]]) -> Observable[T]:
+        source = self.client.observe(key)
+
+        def subscribe(
+            observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(message: Message) -> None:
+                if message.kind is _DATA:
+                    for value in parse(message):
+                        observer.on_next(value)
+
+            return source.subscribe(on_next, observer.on_error, observer.on_completed)
+
+        return reactivex.create(subscribe)
+
+    def _stream(
+        self,
+        channel: str,
+        key: IbkrWsKey,
+        route: Any,
+        hub_class: type[_Hub[Any]],
+        want: Any,
+        *,
+        accept: Callable[[Any], bool] | None = None,
+        **options: Any,
+    ) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            token = object()
+            entry = _Entry(observer, accept, options)
+            hub = self._attach(channel, key, route, hub_class, want, token, entry)
+            try:
+                self._sync(hub)
+            except BaseException:
+                self._detach(hub, token, entry)
+                raise
+            detached = threading.Event()
+
+            def dispose() -> None:
+                if not detached.is_set():
+                    detached.set()
+                    self._detach(hub, token, entry)
+
+            return Disposable(dispose)
+
+        return reactivex.create(subscribe)
+
+    def _attach(
+        self,
+        channel: str,
+        key: IbkrWsKey,
+        route: Any,
+        hub_class: type[_Hub[Any]],
+        want: Any,
+        token: object,
+        entry: _Entry[Any],
+    ) -> _Hub[Any]:
+        client = self.client
+        with self._lock:
+            hub = self._hubs.get(channel)
+            if hub is not None and type(hub) is not hub_class:
+                raise ValueError(f"channel {channel!r} is already used by another kind of stream")
+            first = hub is None
+            if hub is None:
+                if key is IbkrWsKey.MARKET_HISTORY:
+                    self._check_history_limit(channel)
+                hub = hub_class(self, channel, route)
+            hub.check(want)
+            if first:
+                self._hubs[channel] = hub
+                self._routes.setdefault(key, {})[route] = hub
+                self._tap(key, client)
+            hub.wants[token] = want
+            hub.data = hub.merge(hub.data, want)
+        with hub.lock:
+            hub.entries = (*hub.entries, entry)
+            if not first:
+                for value in hub.replay(entry):
+                    if entry.accept is None or entry.accept(value):
+                        entry.observer.on_next(value)
+        hub.on_attach(entry, first)
+        return hub
+
+    def _detach(self, hub: _Hub[Any], token: object, entry: _Entry[Any]) -> None:
+        with hub.lock:
+            hub.entries = tuple(e for e in hub.entries if e is not entry)
+        with self._lock:
+            if token not in hub.wants:
+                return
+            del hub.wants[token]
+            if hub.wants:
+                return
+            hub.closed = True
+            if self._hubs.get(hub.channel) is hub:
+                del self._hubs[hub.channel]
+            key = hub.KEY
+            routes = self._routes.get(key)
+            if routes is not None and routes.get(hub.route) is hub:
+                del routes[hub.route]
+        hub.on_last()
+        self._sync(hub)
+
+    def _sync(self, hub: _Hub[Any]) -> None:
+        """Bring the client's subscription in line with the hub. Serialised per channel, so that a
+        dispose and a new subscribe of the same channel reach the client in the order they happen."""
+        client = self.client
+        with self._lock:
+            sync_lock = self._sync_locks.setdefault(hub.channel, threading.Lock())
+        with sync_lock:
+            while True:
+                with self._lock:
+                    closed = hub.closed
+                    data = hub.data
+                    sub = hub.sub
+                    if closed:
+                        if sub is None:
+                            return
+                        hub.sub = None
+                    elif sub is not None and data == hub.sent:
+                        return
+                if sub is not None and closed:
+                    self._given_up.add(sub)
+                    sub.dispose()
+                    return
+                new_sub = client.subscribe(hub.channel, data, wait=False)
+                with self._lock:
+                    hub.sub = new_sub
+                    hub.sent = data
+
+    def _check_history_limit(self, channel: str) -> None:
+        ours = {c for c, h in self._hubs.items() if isinstance(h, _HistoryHub)}
+        others = {
+            c
+            for c, sub in self.client.subscriptions.items()
+            if c.startswith("mh+")
+            and sub not in self._given_up
+            and sub.status is not SubscriptionStatus.UNSUBSCRIBED
+        }
+        active = ours | others
+        if channel not in active and len(active) >= MAX_HISTORIES:
+            raise HistoryLimitError(
+                f"market_history: the gateway serves at most {MAX_HISTORIES} concurrent histories and "
+                f"{len(active)} are subscribed ({', '.join(sorted(active))}); dispose one first"
+            )
+
+    def _tap(self, key: IbkrWsKey, client: IbkrWsClient) -> None:
+        """The one observer of ``client.observe(key)`` that routes messages to the hubs (lock held)."""
+        if key in self._taps:
+            return
+        routes = self._routes.setdefault(key, {})
+        get = routes.get
+        if key is IbkrWsKey.MARKET_DATA:
+
+            def on_next(message: Message) -> None:
+                data = message.data
+                if data is None:
+                    return
+                hub = get(data.get("conid"))
+                if hub is None:
+                    target = message.target
+                    if target is None or message.kind is not _DATA:
+                        return
+                    conid = target.split("@", 1)[0]
+                    hub = get(int(conid)) if conid.isdigit() else None
+                    if hub is None:
+                        return
+                hub.on_message(message)
+
+        else:
+            router = _ROUTERS[key]
+
+            def on_next(message: Message) -> None:
+                if message.kind is not _DATA:
+                    return
+                hub = get(router(message))
+                if hub is not None:
+                    hub.on_message(message)
+
+        def on_completed() -> None:
+            for hub in list(routes.values()):
+                hub.complete()
+
+        self._taps[key] = client.observe(key).subscribe(on_next, on_completed=on_completed)
+
+
+# =================================================================================================
+# routing keys
+# =================================================================================================
+
+
+def _route_target(message: Message) -> str | None:
+    return message.target
+
+
+def _route_history(message: Message) -> str | None:
+    target = message.target
+    return target.split("@", 1)[0] if target else None
+
+
+def _route_ladder(message: Message) -> str | None:
+    target = message.target
+    if not target:
+        return None
+    parts = target.split("+")
+    return "+".join(parts[:2])
+
+
+def _route_single(message: Message) -> None:
+    return None
+
+
+_ROUTERS: dict[IbkrWsKey, Callable[[Message], Any]] = {
+    IbkrWsKey.MARKET_HISTORY: _route_history,
+    IbkrWsKey.PRICE_LADDER: _route_ladder,
+    IbkrWsKey.ORDERS: _route_single,
+    IbkrWsKey.TRADES: _route_single,
+    IbkrWsKey.PNL: _route_single,
+    IbkrWsKey.ACCOUNT_SUMMARY: _route_target,
+    IbkrWsKey.ACCOUNT_LEDGER: _route_target,
+}
+
+
+# =================================================================================================
+# the hubs
+# =================================================================================================
+
+
+class _MarketDataHub(_Hub[MarketDataUpdate]):
+    """``smd`` of one conid: field union, duplicate first update, merged fields for late observers."""
+
+    KEY = IbkrWsKey.MARKET_DATA
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.last: dict[str, Any] | None = None
+        self.state: dict[str, Any] = {}
+        self.latest: MarketDataUpdate | None = None
+
+    def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
+        if data is None:
+            return {"fields": list(want)}
+        fields: list[str] = data["fields"]
+        extra = [f for f in want if f not in fields]
+        return {"fields": fields + extra} if extra else data
+
+    def on_message(self, message: Message) -> None:
+        data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
+        with self.lock:
+            if data == self.last:
+                self.streams.duplicates_dropped += 1
+                return
+            self.last = data
+            updated = data.get("_updated")
+            if type(updated) is not int:
+                updated = _int(updated)
+            update = new_update(self.route, updated, data, message)
+            self.state.update(data)
+            self.latest = update
+            entries = self.entries
+            if len(entries) == 1:
+                entries[0].observer.on_next(update)
+            else:
+                self.emit((update,))
+
+    def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[MarketDataUpdate]:
+        latest = self.latest
+        if latest is None:
+            return ()
+        return (MarketDataUpdate(self.route, latest.updated, dict(self.state), latest.message),)
+
+
+class _HistoryHub(_Hub[Any]):
+    """``smh`` of one conid: bars by time, emitted when new or changed; the last reply kept.
+
+    Observers with ``variant="replies"`` receive one History per reply instead of the bars."""
+
+    KEY = IbkrWsKey.MARKET_HISTORY
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.bars: dict[int, Bar] = {}
+        self.reply: History | None = None
+
+    def check(self, want: Any) -> None:
+        if self.data is not None and want != self.data:
+            raise ValueError(
+                f"market_history: {self.channel!r} is already subscribed with {self.data}; the client "
+                f"keeps one history per conid, so every observer must ask for the same parameters "
+                f"(asked for {want})"
+            )
+
+    def on_message(self, message: Message) -> None:
+        with self.lock:
+            history = History.from_message(message)
+            self.reply = history
+            new_bars: list[Bar] = []
+            for bar in history.bars:
+                if self.bars.get(bar.time) != bar:
+                    self.bars[bar.time] = bar
+                    new_bars.append(bar)
+            error: Exception | None = None
+            for entry in self.entries:
+                values: Sequence[Any] = (history,) if entry.options.get("variant") == "replies" else new_bars
+                try:
+                    for value in values:
+                        entry.observer.on_next(value)
+                except Exception as exc:
+                    if error is None:
+                        error = exc
+            if error is not None:
+                raise error
+
+    def replay(self, entry: _Entry[Any]) -> Iterable[Any]:
+        if entry.options.get("variant") == "replies":
+            return () if self.reply is None else (self.reply,)
+        return [self.bars[t] for t in sorted(self.bars)]
+
+
+class _OrdersHub(_Hub[OrderUpdate]):
+    """``sor`` merged into the REST snapshot; refreshed from REST after a reconnect."""
+
+    KEY = IbkrWsKey.ORDERS
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.book = OrderBook()
+        self.buffer: list[Mapping[str, Any]] | None = None
+        self.refresh_on_reconnect = False
+        self.state_tap: abc.DisposableBase | None = None
+        self.generation = 0
+
+    def on_attach(self, entry: _Entry[OrderUpdate], first: bool) -> None:
+        if entry.options.get("refresh", True):
+            self.refresh_on_reconnect = True
+        if not first:
+            return
+        self.fetch(initial=True)
+        client = self.streams.client
+        seen_auth = [client.state.value is ConnectionState.AUTHENTICATED]
+
+        def on_state(state: ConnectionState) -> None:
+            if state is ConnectionState.AUTHENTICATED:
+                if seen_auth[0] and self.refresh_on_reconnect and not self.closed:
+                    self.fetch(initial=False)
+                seen_auth[0] = True
+
+        self.state_tap = client.state.subscribe(on_state)
+
+    def on_last(self) -> None:
+        if self.state_tap is not None:
+            self.state_tap.dispose()
+            self.state_tap = None
+
+    def fetch(self, initial: bool) -> None:
+        """Get the live orders from REST; ``sor`` deltas arriving meanwhile wait in a buffer.
+        After a reconnect (``initial`` False) only orders that changed are emitted."""
+        client = self.streams.client
+        live_orders = getattr(client.rest, "live_orders", None)
+        if not callable(live_orders):
+            return
+        with self.lock:
+            self.buffer = []
+            self.generation += 1
+            generation = self.generation
+
+        def done(result: Any) -> None:
+            data = getattr(result, "data", result)
+            rows = data.get("orders") if isinstance(data, Mapping) else data
+            with self.lock:
+                if generation != self.generation:
+                    return
+                buffered, self.buffer = self.buffer or [], None
+                updates: list[OrderUpdate] = []
+                for row in rows if isinstance(rows, list) else ():
+                    if isinstance(row, Mapping):
+                        update = self.book.apply(row, source="rest")
+                        if update is not None:
+                            updates.append(update)
+                for delta in buffered:
+                    update = self.book.apply(delta)
+                    if update is not None:
+                        updates.append(update)
+                if updates:
+                    self.emit(updates)
+
+        def failed(exc: BaseException) -> None:
+            _LOGGER.warning("orders: the REST snapshot failed (%s); going on with sor updates only", exc)
+            done({"orders": []})
+
+        _run_blocking(client, live_orders, done, failed)
+
+    def process(self, message: Message) -> list[OrderUpdate]:
+        updates: list[OrderUpdate] = []
+        for delta in _args_items(message.args):
+            if self.buffer is not None:
+                self.buffer.append(delta)
+                continue
+            update = self.book.apply(delta)
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    def replay(self, entry: _Entry[OrderUpdate]) -> Iterable[OrderUpdate]:
+        return self.book.current()
+
+
+class _TradesHub(_Hub[Execution]):
+    """``str``: executions deduplicated by id; the widest request of the observers."""
+
+    KEY = IbkrWsKey.TRADES
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.log = ExecutionLog()
+
+    def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
+        days = want["days"]
+        realtime = want["realtime"]
+        if data is not None:
+            old_days = data.get("days")
+            if old_days is not None and (days is None or days < old_days):
+                days = old_days
+            realtime = realtime and bool(data.get("realtimeUpdatesOnly"))
+        merged: dict[str, Any] = {}
+        if realtime:
+            merged["realtimeUpdatesOnly"] = True
+        if days is not None:
+            merged["days"] = days
+        return merged
+
+    def process(self, message: Message) -> list[Execution]:
+        return self.log.apply_message(message)
+
+    def replay(self, entry: _Entry[Execution]) -> Iterable[Execution]:
+        if entry.options.get("realtime_only"):
+            return ()
+        return self.log.current()
+
+
+class _PnlHub(_Hub[PnlRow]):
+    KEY = IbkrWsKey.PNL
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.rows: dict[str, PnlRow] = {}
+
+    def process(self, message: Message) -> list[PnlRow]:
+        args = message.args
+        if not isinstance(args, Mapping):
+            return []
+        out: list[PnlRow] = []
+        for key, values in args.items():
+            if not isinstance(values, Mapping):
+                continue
+            previous = self.rows.get(key)
+            merged = {**previous.fields, **values} if previous is not None else dict(values)
+            row = PnlRow(str(key), merged)
+            self.rows[key] = row
+            out.append(row)
+        return out
+
+    def replay(self, entry: _Entry[PnlRow]) -> Iterable[PnlRow]:
+        return list(self.rows.values())
+
+
+def _union(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | None:
+    """None (= everything) wins."""
+    if old is None or new is None:
+        return None
+    return list(dict.fromkeys([*old, *new]))
+
+
+class _SummaryHub(_Hub[SummaryItem]):
+    KEY = IbkrWsKey.ACCOUNT_SUMMARY
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.items: dict[str, SummaryItem] = {}
+
+    def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
+        keys, fields = want["keys"], want["fields"]
+        if data is not None:
+            keys = _union(data.get("keys"), keys)
+            fields = _union(data.get("fields"), fields)
+        merged: dict[str, Any] = {}
+        if keys is not None:
+            merged["keys"] = list(keys)
+        if fields is not None:
+            merged["fields"] = list(fields)
+        return merged
+
+    def process(self, message: Message) -> list[SummaryItem]:
+        data = message.data or {}
+        account = str(self.route)
+        out: list[SummaryItem] = []
+        for obj in _args_items(data.get("result")):
+            item = SummaryItem.from_mapping(account, obj)
+            if item is not None:
+                self.items[item.key] = item
+                out.append(item)
+        return out
+
+    def replay(self, entry: _Entry[SummaryItem]) -> Iterable[SummaryItem]:
+        return list(self.items.values())
+
+
+class _LedgerHub(_Hub[LedgerRow]):
+    KEY = IbkrWsKey.ACCOUNT_LEDGER
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.rows: dict[str, LedgerRow] = {}
+
+    def process(self, message: Message) -> list[LedgerRow]:
+        data = message.data or {}
+        account = str(self.route)
+        out: list[LedgerRow] = []
+        for obj in _args_items(data.get("result")):
+            key = obj.get("key")
+            if not isinstance(key, str):
+                continue
+            blank = all(k in ("key", "timestamp") for k in obj)
+            previous = self.rows.get(key)
+            merged = {**previous.fields, **obj} if previous is not None else dict(obj)
+            row = LedgerRow(account, key, merged, blank)
+            self.rows[key] = row
+            out.append(row)
+        return out
+
+    def replay(self, entry: _Entry[LedgerRow]) -> Iterable[LedgerRow]:
+        return list(self.rows.values())
+
+
+class _LadderHub(_Hub[Ladder]):
+    KEY = IbkrWsKey.PRICE_LADDER
+
+    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
+        super().__init__(streams, channel, route)
+        self.latest: Ladder | None = None
+
+    def process(self, message: Message) -> list[Ladder]:
+        ladder = Ladder.from_message(message)
+        self.latest = ladder
+        return [ladder]
+
+    def replay(self, entry: _Entry[Ladder]) -> Iterable[Ladder]:
+        return () if self.latest is None else (self.latest,)
+
+
+# =================================================================================================
+# helpers
+# =================================================================================================
+
+
+def _run_blocking(
+    client: IbkrWsClient,
+    fn: Callable[[], Any],
+    on_result: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+) -> None:
+    """A blocking REST call: inline in virtual time (deterministic tests), else on a short-lived
+    daemon thread, so that neither the caller, the reader thread nor the control thread waits."""
+    if isinstance(client.scheduler, VirtualTimeScheduler):
+        try:
+            result = fn()
+        except Exception as exc:
+            on_error(exc)
+        else:
+            on_result(result)
+        return
+
+    def run() -> None:
+        try:
+            result = fn()
+        except Exception as exc:
+            on_error(exc)
+        else:
+            on_result(result)
+
+    threading.Thread(target=run, name="typed-streams-rest", daemon=True).start()
+
+
+_STREAMS: weakref.WeakKeyDictionary[IbkrWsClient, TypedStreams] = weakref.WeakKeyDictionary()
+_STREAMS_LOCK = threading.Lock()
+
+
+def streams_of(client: IbkrWsClient) -> TypedStreams:
+    """The :class:`TypedStreams` of ``client`` (created on first use, one per client)."""
+    with _STREAMS_LOCK:
+        streams = _STREAMS.get(client)
+        if streams is None:
+            streams = _STREAMS[client] = TypedStreams(client)
+        return streams
+
+
+__all__ = ["DEFAULT_FIELDS", "MAX_HISTORIES", "HistoryLimitError", "TypedStreams", "streams_of"]
