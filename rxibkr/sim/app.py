@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from rxibkr.sim.gateway import Gateway
-from rxibkr.sim.rest import GATEWAY, PREFIX, add_routes, json_response
+from rxibkr.sim.rest import GATEWAY, PREFIX, BadRequest, add_routes, json_response
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return json_response({"error": "not authenticated", "statusCode": 401}, 401)
     try:
         return await handler(request)
+    except BadRequest as exc:
+        return json_response({"error": str(exc), "statusCode": 400}, 400)
     except web.HTTPNotFound:
         return json_response({"error": f"Route not found: {request.method} {path}", "statusCode": 404}, 404)
     except web.HTTPMethodNotAllowed:

@@ -127,9 +127,10 @@ def _last(q: Quote, _p: PositionView | None) -> Any:
 
 
 def _change(q: Quote) -> float | None:
+    """Change vs the prior close; zero until the first trade (31 shows the prior close then)."""
     if q.last_t is None:
-        return None
-    return q.last_t * q.inst.tick - q.prior_close_t * q.inst.tick
+        return 0.0
+    return (q.last_t - q.prior_close_t) * q.inst.tick
 
 
 def _chg(q: Quote, _p: PositionView | None) -> Any:

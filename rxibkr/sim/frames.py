@@ -42,6 +42,10 @@ class Identity:
         )
 
     @property
+    def hardware_info(self) -> str:
+        return f"{derive_hex(0, self.mac, 8)}|{self.mac}"
+
+    @property
     def server_info(self) -> dict[str, str]:
         return {"serverName": self.server_name, "serverVersion": SERVER_VERSION}
 
@@ -139,6 +143,7 @@ def auth_status(ident: Identity, *, authenticated: bool, competing: bool, connec
         "message": message,
         "MAC": ident.mac,
         "serverInfo": ident.server_info,
+        "hardware_info": ident.hardware_info,
         "fail": "",
     }
 

@@ -104,7 +104,7 @@ class Gateway:
         self.maintenance_until = 0.0
         self.stalled = False
         self._unstall = asyncio.Event()
-        self._stalled_requests: set[web.Request] = set()
+        self._stalled_requests: dict[int, web.Request] = {}
         self.pongs_enabled = True
         self.hb_paused_until = 0.0
         self.latency = 0.0
@@ -128,7 +128,7 @@ class Gateway:
         if self._market_task is not None:
             self._market_task.cancel()
         self._unstall.set()
-        for request in list(self._stalled_requests):
+        for request in list(self._stalled_requests.values()):
             if request.transport is not None:
                 request.transport.abort()
         conns = list(self.connections.values())
@@ -350,12 +350,12 @@ class Gateway:
 
     async def wait_while_stalled(self, request: web.Request) -> bool:
         """Hold an upgrade request while stalled; False if the simulator is stopping meanwhile."""
-        self._stalled_requests.add(request)
+        self._stalled_requests[id(request)] = request
         try:
             while self.stalled and not self._closing:
                 await self._unstall.wait()
         finally:
-            self._stalled_requests.discard(request)
+            self._stalled_requests.pop(id(request), None)
         return not self._closing
 
     def send_raw(self, data: bytes | str, binary: bool | None) -> int:

@@ -22,6 +22,10 @@ PREFIX = "/v1/api"
 SESSION_LIFETIME_MS = 24 * 3600 * 1000
 
 
+class BadRequest(Exception):
+    """Turned into a JSON 400 by the app's middleware."""
+
+
 def json_response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
 
@@ -37,8 +41,7 @@ async def _body(request: web.Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise web.HTTPBadRequest(body=orjson.dumps({"error": "malformed JSON body", "statusCode": 400}),
-                                 content_type="application/json") from None
+        raise BadRequest("malformed JSON body") from None
 
 
 def _flag(value: str | None) -> bool:
