@@ -33,6 +33,9 @@ CLOSED = "closed"
 
 Payload = dict[str, Any] | bytes
 
+#: A socket whose client stopped reading is dropped once this many frames are waiting for it.
+MAX_BACKLOG = 100_000
+
 
 class Connection:
     """State of one accepted socket."""
@@ -64,6 +67,12 @@ class Connection:
     def send(self, frame: Payload, opcode: WSMsgType | None = None) -> None:
         """Queue a frame (a dict to serialise, or raw bytes) for this socket."""
         if self.state == CLOSED:
+            return
+        if len(self._out) >= MAX_BACKLOG:
+            log.warning("connection %d: client is not reading (%d frames queued); dropping it",
+                        self.id, len(self._out))
+            self.abort()
+            self.shutdown()
             return
         due = self.gw.loop.time() + self.gw.latency if self.gw.latency else 0.0
         self._out.append((due, frame, self._default_opcode if opcode is None else opcode))

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,9 @@ class ReceivedFrame:
     dropped: bool  # received before the confirmation burst (or before the session) and ignored
     time: float  # time.time()
 
+
+#: How many received client frames the inspection log keeps (oldest dropped first).
+RECEIVED_LOG_SIZE = 100_000
 
 AddressFilter = Callable[[str | None], bool]
 
@@ -93,7 +97,7 @@ class Gateway:
         self.connections: dict[int, Connection] = {}
         self.total_connections = 0
         self.sent_count = 0
-        self._received: list[ReceivedFrame] = []
+        self._received: deque[ReceivedFrame] = deque(maxlen=RECEIVED_LOG_SIZE)
         self._received_lock = threading.Lock()
         self._sent_log: list[tuple[int, bytes]] = []
         self._next_connection_id = 1

@@ -411,7 +411,7 @@ class OrderEngine:
         order.filled += qty
         ts = now_ms()
         order.last_ms = ts
-        q.trade(round(price / inst.tick), int(qty))
+        q.trade(round(price / inst.tick), max(1, round(qty)))
         commission = max(1.0, round(0.005 * qty, 2)) if inst.sec_type == "STK" else 2.0
         side = "B" if order.side == "BUY" else "S"
         pos = self._account.apply_fill(order.conid, side, qty, price, commission)

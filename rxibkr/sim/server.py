@@ -142,6 +142,8 @@ class GatewaySimulator:
         if session_id is not None and (len(session_id) != 32 or any(c not in "0123456789abcdef"
                                                                      for c in session_id)):
             raise ValueError("session_id must be 32 lower-case hex characters")
+        if not 0.0 <= float(trade_probability) <= 1.0:
+            raise ValueError(f"trade_probability must be within 0..1, got {trade_probability!r}")
         if tic_replies < 1:
             raise ValueError(f"tic_replies must be >= 1, got {tic_replies!r}")
         if max_history < 0:
@@ -274,8 +276,7 @@ class GatewaySimulator:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5.0)
             self._loop = None
-            self._gateway = None
-            self._runner = None
+            self._runner = None  # the gateway stays readable: inspection works after stop()
             if self._tls is not None:
                 self._tls.cleanup()
                 self._tls = None
@@ -343,7 +344,7 @@ class GatewaySimulator:
     # --- marshalling ---------------------------------------------------------------------------------
     def _gw(self) -> Gateway:
         gw = self._gateway
-        if gw is None or self._loop is None:
+        if gw is None or self._loop is None or self._thread is None:
             raise RuntimeError("the simulator is not running; call start() first")
         return gw
 
@@ -508,7 +509,8 @@ class GatewaySimulator:
     # --- inspection ----------------------------------------------------------------------------------
     def received_frames(self, dropped: bool | None = None) -> list[tuple[int, str]]:
         """``(connection_id, text)`` of every client frame, in order; ``dropped=True`` only those
-        ignored as early (before the session/confirmation), ``False`` only those acted upon."""
+        ignored as early (before the session/confirmation), ``False`` only those acted upon.
+        The log keeps the last 100 000 frames and stays readable after :meth:`stop`."""
         return [(f.connection_id, f.text) for f in self.received_log()
                 if dropped is None or f.dropped == dropped]
 
@@ -519,7 +521,8 @@ class GatewaySimulator:
 
     def sent_frames(self) -> list[tuple[int, bytes]]:
         """``(connection_id, payload)`` of every sent frame (only with ``record_sent=True``)."""
-        return self._call(lambda gw: gw.sent_log())
+        gw = self._gateway
+        return gw.sent_log() if gw is not None else []
 
     @property
     def sent_count(self) -> int:
@@ -531,7 +534,7 @@ class GatewaySimulator:
     def connection_count(self) -> int:
         """WebSocket connections currently open."""
         gw = self._gateway
-        return len(gw.connections) if gw is not None else 0
+        return len(gw.connections) if gw is not None and self._thread is not None else 0
 
     @property
     def total_connections(self) -> int:

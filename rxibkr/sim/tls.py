@@ -6,6 +6,7 @@ import os
 import shutil
 import ssl
 import tempfile
+import weakref
 from dataclasses import dataclass
 
 import trustme
@@ -29,7 +30,10 @@ class TlsMaterial:
         directory = tempfile.mkdtemp(prefix="rxibkr-sim-")
         path = os.path.join(directory, "cacert.pem")
         ca.cert_pem.write_to_path(path)
-        return cls(context=context, cacert=path, directory=directory)
+        material = cls(context=context, cacert=path, directory=directory)
+        # if stop() is never called, the directory still goes away at interpreter exit
+        weakref.finalize(material, shutil.rmtree, directory, True)
+        return material
 
     def cleanup(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -112,3 +112,10 @@ def test_run_with_duration_returns_zero(capsys: pytest.CaptureFixture[str]) -> N
     assert cli.run(args) == 0
     out = capsys.readouterr().out
     assert "WS URL:     ws://127.0.0.1:" in out and "simulator stopped" in out
+
+
+def test_top_level_command_wires_sim(capsys: pytest.CaptureFixture[str]) -> None:
+    from rxibkr.cli import main
+
+    assert main(["sim", "--port", "0", "--no-tls", "--duration", "0.05"]) == 0
+    assert "REST URL:   http://127.0.0.1:" in capsys.readouterr().out
