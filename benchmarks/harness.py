@@ -39,18 +39,32 @@ HEARTBEAT_SECONDS = 5
 # ---------------------------------------------------------------------------------------------------
 # results
 # ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    """One repetition of a throughput row."""
+
+    rate: float
+    """Messages per second (wall clock)."""
+    cpu_us: float
+    """Process CPU time per message, in microseconds."""
+
+
 @dataclass
 class Throughput:
-    """One throughput row: the median rate of its repetitions (messages per second)."""
+    """One throughput row: the medians of its repetitions."""
 
     rate: float | None = None
+    cpu_us: float | None = None
     runs: list[float] = field(default_factory=list)
+    cpu_runs: list[float] = field(default_factory=list)
     error: str | None = None
 
-    def add(self, rate: float | None, error: str | None = None) -> None:
-        if rate is not None:
-            self.runs.append(rate)
+    def add(self, sample: Sample | None, error: str | None = None) -> None:
+        if sample is not None:
+            self.runs.append(sample.rate)
+            self.cpu_runs.append(sample.cpu_us)
             self.rate = statistics.median(self.runs)
+            self.cpu_us = statistics.median(self.cpu_runs)
         elif error is not None:
             self.error = error
 
@@ -131,19 +145,21 @@ def connected_client(url: str, **options: Any) -> Iterator[IbkrWsClient]:
 
 
 class Counter:
-    """Counts in the subscriber; notes the time at the ``warm``-th and the ``total``-th message."""
+    """Counts in the subscriber; notes the time at the ``warm``-th and the ``total``-th message.
+
+    Wall time gives the rate; process CPU time (``time.process_time``) gives CPU microseconds per
+    message, which other processes competing for the cores disturb much less.
+    """
 
     def __init__(self, warm: int, total: int) -> None:
         self.warm = warm
         self.total = total
-        self.count = 0
-        self.t0 = 0.0
-        self.t1 = 0.0
+        self.t0 = self.t1 = self.c0 = self.c1 = 0.0
         self.done = threading.Event()
         self.on_next = self._make_on_next()
 
     def _make_on_next(self) -> Callable[[Any], None]:
-        warm, total, clock = self.warm, self.total, time.perf_counter
+        warm, total, clock, cpu = self.warm, self.total, time.perf_counter, time.process_time
         count = 0
 
         def on_next(_value: Any) -> None:
@@ -151,25 +167,24 @@ class Counter:
             count += 1
             if count == warm:
                 self.t0 = clock()
+                self.c0 = cpu()
             elif count == total:
                 self.t1 = clock()
-                self.count = count
+                self.c1 = cpu()
                 self.done.set()
 
         def seen() -> int:
             return count
 
-        self._seen = seen
+        self.seen = seen
         return on_next
 
-    def seen(self) -> int:
-        return self._seen()
-
-    def wait(self, timeout: float) -> float:
+    def wait(self, timeout: float) -> Sample:
         """The rate over the timed frames; raises TimeoutError with what was seen."""
         if not self.done.wait(timeout):
             raise TimeoutError(f"saw {self.seen():,} of {self.total:,} frames in {timeout:.0f} s")
-        return (self.total - self.warm) / (self.t1 - self.t0)
+        n = self.total - self.warm
+        return Sample(n / (self.t1 - self.t0), (self.c1 - self.c0) / n * 1e6)
 
 
 def _timeout(total: int) -> float:
@@ -210,8 +225,12 @@ def server_write_rate(firehose: fh.FirehoseProcess, total: int) -> float:
         return total / (time.perf_counter() - t0)
 
 
-def ceiling(firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "recv") -> float:
-    """websocket-client alone: a bare ``recv()`` loop (or ``recv_data_frame``) + ``orjson.loads``."""
+def ceiling(firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "recv") -> Sample:
+    """websocket-client alone: a bare ``recv()`` loop (or ``recv_data_frame``) + ``orjson.loads``.
+
+    ``primitive="framing"``: no websocket-client frame parsing at all, the reference loop of the
+    ``framing`` prototype (``benchmarks/prototypes.py``) with ``orjson.loads`` as its listener.
+    """
     total = warm + n
     ws = websocket.create_connection(burst_url(firehose, total), skip_utf8_validation=True, timeout=30)
     ws.settimeout(None)  # blocking reads, as rxibkr's reader does (a timeout adds a poll() per read)
@@ -220,25 +239,56 @@ def ceiling(firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "r
             ws.recv()
         loads = orjson.loads
         clock = time.perf_counter
+        cpu = time.process_time
         ws.send(f"smd+{CONID}+{{}}")
-        t0 = 0.0
+        t0 = c0 = 0.0
+        if primitive == "framing":
+            return _framing_ceiling(ws, warm, n)
         if primitive == "recv":
             recv = ws.recv
             for _ in range(warm):
                 loads(recv())
-            t0 = clock()
+            t0, c0 = clock(), cpu()
             for _ in range(n):
                 loads(recv())
         else:  # the primitive rxibkr's reader loop calls
             recv_frame = ws.recv_data_frame
             for _ in range(warm):
                 loads(recv_frame(True)[1].data)
-            t0 = clock()
+            t0, c0 = clock(), cpu()
             for _ in range(n):
                 loads(recv_frame(True)[1].data)
-        return n / (clock() - t0)
+        t1, c1 = clock(), cpu()
+        return Sample(n / (t1 - t0), (c1 - c0) / n * 1e6)
     finally:
         ws.close(timeout=1)
+
+
+class _Enough(Exception):
+    pass
+
+
+def _framing_ceiling(ws: websocket.WebSocket, warm: int, n: int) -> Sample:
+    from benchmarks.prototypes import framing_read_loop
+
+    counter = Counter(warm, warm + n)
+    count, loads = counter.on_next, orjson.loads
+
+    class Sink:
+        def on_frame(self, _connection: object, data: bytes | str) -> None:
+            count(loads(data))
+            if counter.done.is_set():
+                raise _Enough
+
+        def on_pong(self, _connection: object) -> None:
+            return None
+
+    shim = type("Shim", (), {"listener": Sink()})()
+    try:
+        framing_read_loop(shim, ws)
+    except _Enough:
+        pass
+    return counter.wait(0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -261,7 +311,7 @@ def streams_available() -> str | None:
     return None
 
 
-def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> float:
+def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> Sample:
     """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots`` or ``queue``."""
     total = warm + n
     counter = Counter(warm, total)
@@ -348,10 +398,11 @@ def memory(firehose: fh.FirehoseProcess, frames: int, sample_every: int) -> Memo
     samples: list[int] = []
     counter = Counter(warm, frames)
     count_frame = counter.on_next
+    seen = counter.seen
 
     def on_next(message: Any) -> None:
         count_frame(message)
-        if counter.seen() % sample_every == 0:
+        if seen() % sample_every == 0:
             rss = rss_bytes()
             if rss is not None:
                 samples.append(rss)
@@ -361,7 +412,7 @@ def memory(firehose: fh.FirehoseProcess, frames: int, sample_every: int) -> Memo
         client.observe(MARKET_DATA).subscribe(on_next)
         client.subscribe(f"md+{CONID}", needs_confirmation=False)
         try:
-            result.rate = counter.wait(max(60.0, frames / 2000))
+            result.rate = counter.wait(max(60.0, frames / 2000)).rate
         except TimeoutError as exc:
             result.error = str(exc)
         first = warm // sample_every - 1

@@ -35,6 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks import firehose as fh
 from benchmarks import harness as h
+from benchmarks.prototypes import PROTOTYPES
 
 THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
     # name: (number, label)
@@ -119,7 +120,14 @@ def parse_rows(text: str | None) -> list[str]:
     if not text:
         return list(ALL_ROWS)
     rows: list[str] = []
+    items: list[str] = []
     for item in text.replace(" ", "").split(","):
+        first, dash, last = item.partition("-")
+        if dash and first.isdigit() and last.isdigit():
+            items.extend(str(i) for i in range(int(first), int(last) + 1))
+        else:
+            items.append(item)
+    for item in items:
         names = ROW_NUMBERS.get(item, (item,))
         for name in names:
             if name not in ALL_ROWS:
@@ -136,7 +144,51 @@ def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def run(rows: Sequence[str], settings: Settings, log: Callable[[str], None] = print) -> Results:
+REFERENCES = {"1b": "recv_data_frame", "1c": "framing"}
+REFERENCE_LABELS = {
+    "1b": "  (ref) same loop over recv_data_frame",
+    "1c": "  (ref) own framing loop (prototype) + loads",
+}
+
+Measure = Callable[[fh.FirehoseProcess, int, int], h.Sample]
+
+
+def _show(sample: h.Sample) -> str:
+    return f"{sample.rate:,.0f} msg/s, {sample.cpu_us:.2f} CPU us/msg"
+
+
+def _client_measure(row: str, prototype: str | None) -> Measure:
+    def measure(firehose: fh.FirehoseProcess, warm: int, n: int) -> h.Sample:
+        if prototype is None:
+            return h.client_row(firehose, row, warm, n)
+        with PROTOTYPES[prototype].apply():
+            return h.client_row(firehose, row, warm, n)
+
+    return measure
+
+
+def _plan(
+    throughput: Sequence[str], prototypes: Sequence[str], streams_missing: str | None
+) -> list[tuple[str, Measure | None]]:
+    """(key, measurement) per throughput row, each client row followed by its prototype variants."""
+    plan: list[tuple[str, Measure | None]] = []
+    for name in throughput:
+        if name == "ceiling":
+            plan.append((name, h.ceiling))
+            continue
+        for prototype in (None, *prototypes):
+            key = name if prototype is None else f"{name}+{prototype}"
+            missing = name == "snapshots" and streams_missing is not None
+            plan.append((key, None if missing else _client_measure(name, prototype)))
+    return plan
+
+
+def run(
+    rows: Sequence[str],
+    settings: Settings,
+    log: Callable[[str], None] = print,
+    prototypes: Sequence[str] = (),
+) -> Results:
     started = time.perf_counter()
     results = Results(settings, h.environment())
     streams_missing = h.streams_available()
@@ -152,30 +204,33 @@ def run(rows: Sequence[str], settings: Settings, log: Callable[[str], None] = pr
             )
             if error:
                 log(f"server write rate: {error}")
-            for name in throughput:
-                results.throughput[name] = h.Throughput()
-            results.reference["recv_data_frame"] = h.Throughput()
+            plan = _plan(throughput, prototypes, streams_missing)
+            for key, _ in plan:
+                results.throughput[key] = h.Throughput()
+            for key in REFERENCES:
+                results.reference[key] = h.Throughput()
             for rep in range(settings.reps):
-                for name in throughput:
-                    if name == "snapshots" and streams_missing:
-                        results.throughput[name].error = "n/a (streams not available)"
+                for key, measure in plan:
+                    if measure is None:
+                        results.throughput[key].error = "n/a (streams not available)"
                         continue
                     gc.collect()
-                    if name == "ceiling":
-                        rate, error = _attempt(lambda: h.ceiling(firehose, settings.warm, settings.frames))
-                        results.throughput[name].add(rate, error)
-                        gc.collect()
-                        rate, error = _attempt(
-                            lambda: h.ceiling(firehose, settings.warm, settings.frames, "recv_data_frame")
-                        )
-                        results.reference["recv_data_frame"].add(rate, error)
-                    else:
-                        rate, error = _attempt(
-                            lambda: h.client_row(firehose, name, settings.warm, settings.frames)  # noqa: B023
-                        )
-                        results.throughput[name].add(rate, error)
-                    shown = f"{rate:,.0f} msg/s" if rate else error
-                    log(f"  rep {rep + 1}/{settings.reps} {name}: {shown}")
+                    sample, error = _attempt(lambda: measure(firehose, settings.warm, settings.frames))  # noqa: B023
+                    results.throughput[key].add(sample, error)
+                    log(
+                        f"  rep {rep + 1}/{settings.reps} {key}: " + (_show(sample) if sample else f"{error}")
+                    )
+                    if key == "ceiling":
+                        for ref, primitive in REFERENCES.items():
+                            gc.collect()
+                            sample, error = _attempt(
+                                lambda: h.ceiling(firehose, settings.warm, settings.frames, primitive)  # noqa: B023
+                            )
+                            results.reference[ref].add(sample, error)
+                            log(
+                                f"  rep {rep + 1}/{settings.reps} {ref}: "
+                                + (_show(sample) if sample else f"{error}")
+                            )
         if "latency" in rows:
             for rate, seconds in settings.latency_seconds.items():
                 n = int(rate * seconds)
@@ -209,6 +264,21 @@ def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "MISSED")
 
 
+def _throughput_line(
+    number: str, label: str, row: h.Throughput, base: float | None, target: float | None
+) -> str:
+    if row.rate is None:
+        return f"{number:>2}  {label:<50} {row.error or '-'}"
+    ratio = row.rate / base if base else None
+    verdict = ""
+    if target is not None and ratio is not None:
+        verdict = f">= {target:.1f}x {_verdict(ratio >= target)}"
+    return (
+        f"{number:>2}  {label:<50} {_num(row.rate):>10} {_num(ratio, '.2f'):>10} "
+        f"{_num(row.cpu_us, '.2f'):>11}  {verdict}"
+    )
+
+
 def format_table(results: Results) -> str:
     s = results.settings
     env = results.environment
@@ -231,25 +301,17 @@ def format_table(results: Results) -> str:
         lines.append(line)
     lines.append("")
     if results.throughput:
-        lines.append(f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10}  target")
-        for name, row in results.throughput.items():
+        lines.append(f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10} {'CPU us/msg':>11}  target")
+        for key, row in results.throughput.items():
+            name, _, prototype = key.partition("+")
             number, label = THROUGHPUT_ROWS[name]
-            ratio = row.rate / base if row.rate and base else None
-            target = TARGETS.get(name)
-            if row.rate is None:
-                lines.append(f"{number:>2}  {label:<50} {row.error or '-'}")
-                continue
-            verdict = ""
-            if target is not None:
-                verdict = f">= {target:.1f}x {_verdict(ratio >= target if ratio is not None else None)}"
-            lines.append(f"{number:>2}  {label:<50} {_num(row.rate):>10} {_num(ratio, '.2f'):>10}  {verdict}")
-            if name == "ceiling":
-                ref = results.reference.get("recv_data_frame")
-                if ref is not None and ref.rate is not None:
-                    lines.append(
-                        f"{'1b':>2}  {'  (reference) same loop over recv_data_frame':<50} "
-                        f"{_num(ref.rate):>10} {_num(ref.rate / base if base else None, '.2f'):>10}"
-                    )
+            if prototype:
+                number, label = number + "+", f"  [prototype {prototype}]"
+            lines.append(_throughput_line(number, label, row, base, TARGETS.get(name)))
+            if key == "ceiling":
+                for ref, ref_row in results.reference.items():
+                    if ref_row.rate is not None:
+                        lines.append(_throughput_line(ref, REFERENCE_LABELS[ref], ref_row, base, None))
     if results.latency:
         lines.append(
             f"{'6':>2}  {'latency send -> on_next (observe), ms':<50} {'p50':>8} {'p99':>8} {'max':>8}"
@@ -311,6 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, help="frames per throughput repetition (after warm-up)")
     parser.add_argument("--reps", type=int, help="repetitions of each throughput row")
     parser.add_argument("--memory-frames", type=int, help="frames through observe() for the RSS row")
+    parser.add_argument(
+        "--prototype",
+        help="comma-separated hot-path prototypes to measure next to the client rows: "
+        + ", ".join(f"{p.name} ({p.description})" for p in PROTOTYPES.values()),
+    )
     parser.add_argument("-q", "--silent", action="store_true", help="print only the table")
     args = parser.parse_args(argv)
     settings = Settings.make(args.quick)
@@ -322,12 +389,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_frames:
         settings.memory_frames = args.memory_frames
     rows = parse_rows(args.rows)
+    prototypes = [p for p in (args.prototype or "").replace(" ", "").split(",") if p]
+    for prototype in prototypes:
+        if prototype not in PROTOTYPES:
+            raise SystemExit(f"--prototype: unknown {prototype!r}; use {', '.join(PROTOTYPES)}")
 
     def log(text: str) -> None:
         if not args.silent:
             print(text, file=sys.stderr, flush=True)
 
-    results = run(rows, settings, log)
+    results = run(rows, settings, log, prototypes)
     print(format_table(results), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
