@@ -7,12 +7,14 @@ greeting, heartbeats, pongs and scripted frames happen on the given scheduler (n
 Scripts (:meth:`FakeTransport.play`) are marble diagrams or timed lists:
 
 * marble: ``"-a--b|"`` with ``a=frame, b=frame``. Each character is ``timespan`` virtual seconds
-  (default 1.0); the first character is at the moment ``play`` is called (or at ``at=``). reactivex's
-  marble grammar is used (``reactivex.observable.marbles.parse``): ``-`` advances time, a name is a frame
-  from the lookup (multi-character names advance time by their length), ``(ab)`` delivers several frames
-  at the same time, spaces are ignored. ``|`` means the gateway closes the connection (close code 1000)
-  and ``#`` that the connection drops (TCP reset); the script goes on after them, on whatever
-  connection the client has reconnected by then.
+  (default 1.0); the first character is at the moment ``play`` is called (or at ``at=``). The grammar is
+  reactivex's (``reactivex.observable.marbles``, same tokens and timing): ``-`` advances time, a name
+  is a frame from the lookup, ``(a,b)`` delivers several frames at the time of its ``(`` (time then goes
+  on after the group's width, parentheses and commas included), spaces are ignored. A run of letters
+  that is not itself a name is read letter by letter as in RxJS: ``"-abc"`` is a, b, c on three
+  consecutive ticks and ``"(ab)"`` is a and b at once. ``|`` means the gateway closes the connection
+  (close code 1000) and ``#`` that the connection drops (TCP reset); the script goes on after them, on
+  whatever connection the client has reconnected by then.
 * timed list: ``[(0.0, frame), (2.5, frame), (9.0, CLOSE)]``, times in seconds from the start.
 
 Frames are dicts (sent as compact JSON in a binary frame, like the gateway), bytes (binary) or str
@@ -25,14 +27,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import orjson
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable
-from reactivex.notification import OnCompleted, OnError, OnNext
-from reactivex.observable.marbles import parse
+from reactivex.observable.marbles import tokens as _MARBLE_TOKENS
 
 from rxibkr.protocol.requests import ClientRequest, parse_request
 from rxibkr.testing import frames as _frames
@@ -82,10 +82,6 @@ ScriptItem = FrameLike | Close | Drop
 def greeting_frames(username: str = "testuser", account: str = "DU1234567") -> list[bytes | str]:
     """What a gateway sends once the session is confirmed: ``system`` success, ``act``, ``sts``."""
     return [_frames.encode(frame) for frame in _frames.greeting(username, account)]
-
-
-def _seconds(time: float | timedelta) -> float:
-    return time.total_seconds() if isinstance(time, timedelta) else float(time)
 
 
 def _session_of(cookie: str | None) -> str | None:
@@ -331,30 +327,50 @@ class FakeTransport:
         span = self.timespan if timespan is None else float(timespan)
         if not span > 0:
             raise ValueError(f"timespan: expected a positive number of seconds, got {timespan!r}")
-        numeric: dict[str | float, Any] = {}
-        numeric.update(lookup)
-        for name, value in lookup.items():  # reactivex turns "1" into 1 before looking it up
-            for cast in (int, float):
-                try:
-                    numeric.setdefault(cast(name), value)
-                    break
-                except ValueError:
-                    continue
+
+        def frames_of(name: str) -> list[ScriptItem] | None:
+            if name in lookup:
+                return [lookup[name]]
+            if len(name) > 1 and all(ch in lookup for ch in name):
+                return [lookup[ch] for ch in name]  # "ab" = a then b, as in RxJS
+            return None
+
+        def missing(name: str) -> ValueError:
+            return ValueError(
+                f"marble {script!r}: element {name!r} has no frame; pass it as a keyword "
+                f"({name}=frames.smd(...)) or in the lookup dict"
+            )
+
         timed: list[tuple[float, ScriptItem]] = []
-        for time, notification in parse(script, timespan=span):
-            if isinstance(notification, OnNext):
-                name = notification.value
-                if name not in numeric:
-                    hint = "; a group of same-time frames uses commas: (a,b)" if len(str(name)) > 1 else ""
-                    raise ValueError(
-                        f"marble {script!r}: element {name!r} has no frame; pass it as a keyword "
-                        f"({name}=frames.smd(...)) or in the lookup dict{hint}"
-                    )
-                timed.append((_seconds(time), numeric[name]))
-            elif isinstance(notification, OnCompleted):
-                timed.append((_seconds(time), CLOSE))
-            elif isinstance(notification, OnError):
-                timed.append((_seconds(time), DROP))
+        tick = 0
+        for group, dashes, comma, element in _MARBLE_TOKENS.findall(script.replace(" ", "")):
+            time = tick * span
+            if group:
+                for name in group[1:-1].split(","):
+                    if name in ("|", "#"):
+                        timed.append((time, CLOSE if name == "|" else DROP))
+                    elif name:
+                        items = frames_of(name)
+                        if items is None:
+                            raise missing(name)
+                        timed.extend((time, item) for item in items)  # a group: all at once
+                tick += len(group)
+            elif dashes:
+                tick += len(dashes)
+            elif comma:
+                raise ValueError(f"marble {script!r}: a comma only separates the frames of a group: (a,b)")
+            elif element:
+                if element in ("|", "#"):
+                    timed.append((time, CLOSE if element == "|" else DROP))
+                else:
+                    items = frames_of(element)
+                    if items is None:
+                        raise missing(element)
+                    if len(items) == 1:
+                        timed.append((time, items[0]))
+                    else:
+                        timed.extend((time + i * span, item) for i, item in enumerate(items))
+                tick += len(element)
         return timed
 
     @staticmethod

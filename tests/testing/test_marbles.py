@@ -43,6 +43,24 @@ def test_timespan_start_time_groups_and_multi_character_names() -> None:
     assert seen == [(3.5, "1"), (3.5, "2"), (6.5, "3"), (8.0, "4"), (12.0, "5")]
 
 
+def test_runs_of_letters_are_read_letter_by_letter_unless_they_are_a_name() -> None:
+    vc = virtual_client()
+    seen = last_prices(vc)
+    vc.gateway.play("-abc-(ab)--ab", a=md(1), b=md(2), c=md(3))
+    vc.gateway.play("-ab", a=md(4), ab=md(5), at=20.0)  # "ab" is a name: one frame
+    vc.advance_by(30)
+    assert seen == [
+        (1.0, "1"),
+        (2.0, "2"),
+        (3.0, "3"),
+        (5.0, "1"),
+        (5.0, "2"),
+        (11.0, "1"),
+        (12.0, "2"),
+        (21.0, "5"),
+    ]
+
+
 def test_numeric_names_are_looked_up_as_given() -> None:
     vc = virtual_client()
     seen = last_prices(vc)
@@ -104,8 +122,10 @@ def test_play_is_cancellable_and_validates() -> None:
     assert seen == [(1.0, "1")]
     with pytest.raises(ValueError, match="element 'x' has no frame"):
         vc.gateway.play("-x", a=md(1))
-    with pytest.raises(ValueError, match="commas"):
-        vc.gateway.play("(ab)", a=md(1), b=md(2))
+    with pytest.raises(ValueError, match="comma only separates"):
+        vc.gateway.play("a,b", a=md(1), b=md(2))
+    with pytest.raises(ValueError, match="element 'ax' has no frame"):
+        vc.gateway.play("(ax)", a=md(1))
     with pytest.raises(ValueError, match="in the past"):
         vc.gateway.play("a", a=md(1), at=0.0)
     with pytest.raises(TypeError, match="only go with a marble"):
