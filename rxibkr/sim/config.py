@@ -53,6 +53,7 @@ class SimConfig:
     history_days: int = 3
     max_history_bars: int = 1000
     record_sent: bool = False
+    session_timeout: float | None = None
     session_id: str = field(default="")
 
     def resolved_session_id(self) -> str:

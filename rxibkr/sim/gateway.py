@@ -121,6 +121,7 @@ class Gateway:
         self._market_task: asyncio.Task[None] | None = None
         self._closing = False
         self.started_at = time.monotonic()
+        self.last_keepalive = loop.time()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -250,6 +251,7 @@ class Gateway:
         while True:
             await asyncio.sleep(interval)
             try:
+                self._check_session_timeout()
                 self.market_step()
             except Exception:
                 log.exception("market step failed")
@@ -315,17 +317,30 @@ class Gateway:
             # recovery is silent on the socket; REST says authenticated again
             self.authenticated = True
             self.competing = False
+            self.touch_session()
             return
         self._lose_auth(competing=self.competing)
 
-    def _lose_auth(self, *, competing: bool) -> None:
+    def _lose_auth(self, *, competing: bool, announce: bool = True) -> None:
         self.authenticated = False
         self.accounts_called = False
         frame = frames.sts(self.ident, authenticated=False, competing=competing)
         for conn in self.connections.values():
-            if conn.state in (READY, GREETING):
+            if announce and conn.state in (READY, GREETING):
                 conn.send(frame)
             conn.stop_data()
+
+    def touch_session(self) -> None:
+        """``/tickle`` or ``tic``: the session was used (see ``session_timeout``)."""
+        self.last_keepalive = self.loop.time()
+
+    def _check_session_timeout(self) -> None:
+        timeout = self.config.session_timeout
+        if timeout is None or not self.authenticated:
+            return
+        if self.loop.time() - self.last_keepalive > timeout:
+            log.info("session lapsed after %.1f s without tickle/tic", timeout)
+            self._lose_auth(competing=False, announce=False)  # the socket just goes quiet
 
     def competing_session(self, competing: bool, lose_auth: bool) -> None:
         self.competing = competing

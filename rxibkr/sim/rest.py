@@ -51,6 +51,7 @@ def _flag(value: str | None) -> bool:
 # --- session -------------------------------------------------------------------------------------
 async def tickle(request: web.Request) -> web.Response:
     gw = _gw(request)
+    gw.touch_session()
     remaining = max(60_000, SESSION_LIFETIME_MS - int((time.monotonic() - gw.started_at) * 1000))
     resp = json_response(frames.tickle(gw.ident, authenticated=gw.authenticated, competing=gw.competing,
                                        sso_expires_ms=remaining))

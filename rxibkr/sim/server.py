@@ -92,6 +92,9 @@ class GatewaySimulator:
         max_history_bars: cap on the bars of one ``smh`` answer.
         record_sent: keep every sent frame for :meth:`sent_frames` (costs memory; default off).
         session_id: use this 32-hex session id instead of the seed-derived one.
+        session_timeout: if set, the brokerage session lapses when neither ``/tickle`` nor ``tic``
+            was seen for that many seconds: REST then says unauthenticated and every stream stops
+            without any frame (the socket "goes quiet", as observed live). Default None = never.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class GatewaySimulator:
         max_history_bars: int = 1000,
         record_sent: bool = False,
         session_id: str | None = None,
+        session_timeout: float | None = None,
     ) -> None:
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
@@ -179,6 +183,8 @@ class GatewaySimulator:
             initial_cash=float(initial_cash), history_days=int(history_days),
             max_history_bars=int(max_history_bars), record_sent=bool(record_sent),
             session_id=session_id or "",
+            session_timeout=None if session_timeout is None
+            else _positive("session_timeout", session_timeout),
         )
         address_filter(self._config.allowed_hosts)
         self._lock = threading.Lock()

@@ -391,6 +391,7 @@ def on_ubd(conn: Connection, cmd: Command) -> None:
 
 # --- misc ------------------------------------------------------------------------------------------
 def on_tic(conn: Connection, cmd: Command) -> None:
+    conn.gw.touch_session()
     reply = frames.tic(conn.gw.ident, now_ms())
     for _ in range(max(1, conn.gw.config.tic_replies)):
         conn.send(reply)

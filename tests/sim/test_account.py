@@ -31,7 +31,7 @@ def test_pnl_stream(sim: GatewaySimulator, connect: Connect, golden: dict[str, F
     client.send("upl+{}")
     assert sim.wait_for(lambda: "spl" not in sim.active_subscriptions()[1], 2.0)
     client.collect(0.06)
-    assert client.collect(0.15, is_topic("spl")) == []
+    assert client.collect(0.1, is_topic("spl")) == []
 
 
 @pytest.mark.parametrize(("sub", "unsub"), [("spl", "upl"), ("spl+{}", "upl{}"), ("spl", "upl+{}")])
@@ -153,7 +153,7 @@ def test_ledger_unsubscribe(
     client.send(unsub.format(acct=sim.account))
     assert client.recv_until(lambda f: "topic" not in f) == golden["uld-result"]
     client.collect(0.06)
-    assert client.collect(0.15, is_topic(f"sld+{sim.account}")) == []
+    assert client.collect(0.1, is_topic(f"sld+{sim.account}")) == []
 
 
 def test_wrong_account_is_an_error(sim: GatewaySimulator, connect: Connect) -> None:
@@ -183,7 +183,7 @@ def test_price_ladder(sim: GatewaySimulator, connect: Connect, exchange: str | N
     client.send(f"ubd+{sim.account}")
     assert sim.wait_for(lambda: "sbd" not in sim.active_subscriptions()[1], 2.0)
     client.collect(0.05)
-    assert client.collect(0.15, is_topic(f"sbd+{target}")) == []
+    assert client.collect(0.1, is_topic(f"sbd+{target}")) == []
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def test_history_reply_shape(sim: GatewaySimulator, connect: Connect, golden: di
     assert all(set(bar) == {"o", "c", "h", "l", "v", "t"} for bar in reply["data"])
     assert len(reply["startTime"]) == 17 and reply["startTime"][8] == "-"
     assert reply["high"].count("/") == 2 and reply["low"].count("/") == 2
-    assert client.collect(0.15, is_topic("smh+265598")) == []  # it answers once
+    assert client.collect(0.1, is_topic("smh+265598")) == []  # it answers once
 
 
 def test_bars_follow_period_bar_and_format(sim: GatewaySimulator, connect: Connect) -> None:
@@ -97,7 +97,7 @@ def test_umh_confirmation_can_be_switched_off(
     client.send(SMH)
     server_id = client.recv_until(is_topic("smh+265598"))["serverId"]
     client.send(f"umh+{server_id}")
-    assert client.collect(0.15, lambda f: "message" in f) == []
+    assert client.collect(0.1, lambda f: "message" in f) == []
     client.send(SMH)  # the slot was freed all the same
     assert "serverId" in client.recv_until(is_topic("smh+265598"))
 

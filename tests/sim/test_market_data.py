@@ -113,19 +113,19 @@ def test_resubscribing_adds_fields_and_renews(
     assert sim.active_subscriptions() == {1: {"smd": [str(AAPL)]}}
     # keep renewing past the original expiry: the stream must go on
     for _ in range(4):
-        client.collect(0.15)
+        client.collect(0.08)
         client.send(smd(AAPL, "31"))
-    assert client.collect(0.15, is_topic(f"smd+{AAPL}"))
+    assert client.collect(0.1, is_topic(f"smd+{AAPL}"))
 
 
 def test_stream_expires_silently(sim_factory: Callable[..., GatewaySimulator], connect: Connect) -> None:
     sim = sim_factory(smd_expiry=0.25, trade_probability=1.0)
     client = connect(sim)
     client.send(smd(AAPL, "31", "84", "86", "87"))
-    assert client.collect(0.2, is_topic(f"smd+{AAPL}"))
+    assert client.collect(0.1, is_topic(f"smd+{AAPL}"))
     assert sim.wait_for(lambda: sim.active_subscriptions().get(1, {}).get("smd") is None, 2.0)
     client.collect(0.05)
-    after = client.collect(0.3)
+    after = client.collect(0.15)
     assert not [f for f in after if f.get("topic") == f"smd+{AAPL}"]
     assert not [f for f in after if "error" in f or "message" in f]  # no termination message
 
@@ -137,7 +137,7 @@ def test_umd_stops_silently(sim: GatewaySimulator, connect: Connect) -> None:
     client.send(f"umd+{AAPL}+{{}}")
     assert sim.wait_for(lambda: not sim.active_subscriptions()[1], 2.0)
     client.collect(0.05)
-    assert client.collect(0.25, is_topic(f"smd+{AAPL}")) == []
+    assert client.collect(0.1, is_topic(f"smd+{AAPL}")) == []
 
 
 def test_no_subscription_survives_a_reconnect(sim: GatewaySimulator, connect: Connect) -> None:
@@ -146,7 +146,7 @@ def test_no_subscription_survives_a_reconnect(sim: GatewaySimulator, connect: Co
     client.recv_until(is_topic(f"smd+{AAPL}"))
     client.close()
     again = connect(sim)
-    assert again.collect(0.3, is_topic(f"smd+{AAPL}")) == []
+    assert again.collect(0.15, is_topic(f"smd+{AAPL}")) == []
     assert sim.wait_for(lambda: list(sim.active_subscriptions().values()) == [{}], 2.0)
 
 
@@ -163,7 +163,7 @@ def test_unavailable_conid_gets_sentinels(sim: GatewaySimulator, connect: Connec
     first = client.recv_until(is_topic("smd+8595"))
     assert first["31"] == "N/A" and first["55"] == "-" and "84" not in first
     assert client.recv() == first
-    assert client.collect(0.2, is_topic("smd+8595")) == []
+    assert client.collect(0.1, is_topic("smd+8595")) == []
 
 
 def test_generated_instrument_for_other_conids(sim: GatewaySimulator, connect: Connect) -> None:
@@ -225,8 +225,8 @@ def test_several_connections_share_the_market(
     fb = b.recv_until(is_topic(f"smd+{AAPL}"))
     assert (fa["84"], fa["86"]) == (fb["84"], fb["86"])
     sim.market_step(3)
-    da = a.collect(0.15, is_topic(f"smd+{AAPL}"))
-    db = b.collect(0.15, is_topic(f"smd+{AAPL}"))
+    da = a.collect(0.1, is_topic(f"smd+{AAPL}"))
+    db = b.collect(0.1, is_topic(f"smd+{AAPL}"))
     strip = [{k: v for k, v in f.items() if k not in ("_updated", "6508")} for f in da]
     assert strip == [{k: v for k, v in f.items() if k not in ("_updated", "6508")} for f in db]
 

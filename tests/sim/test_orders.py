@@ -46,7 +46,7 @@ def test_market_order_lifecycle_on_sor(
 ) -> None:
     client = connect(sim)
     client.send("sor+{}")
-    assert client.collect(0.2, is_topic("sor")) == []  # no initial snapshot
+    assert client.collect(0.1, is_topic("sor")) == []  # no initial snapshot
     order_id = int(place(rest, sim.account))
     updates = until_status(client, "Filled")
     full, identity, pending, presub, submitted = updates[:5]
@@ -90,7 +90,7 @@ def test_limit_order_rests_until_the_market_crosses(
     updates = until_status(client, "Submitted")
     assert updates[0]["price"] == f"{limit:.2f}" and updates[0]["order_ref"] == "lmt-1"
     assert updates[0]["orderDesc"] == f"Buy 10 AAPL Limit {limit:.2f}, Day"
-    assert client.collect(0.2, is_topic("sor")) == []  # resting: nothing happens
+    assert client.collect(0.1, is_topic("sor")) == []  # resting: nothing happens
     sim.set_price(AAPL, limit - 0.05)
     filled = until_status(client, "Filled")[-1]
     assert filled["avgPrice"] == f"{limit:.2f}"  # a resting limit fills at its price
@@ -153,7 +153,7 @@ def test_filtered_rest_call_mutes_sor_until_force(
     snapshot = rest.json("GET", "/iserver/account/orders", filters="Submitted")
     assert snapshot == {"orders": [], "snapshot": True}
     place(rest, sim.account)
-    assert client.collect(0.2, is_topic("sor")) == []
+    assert client.collect(0.1, is_topic("sor")) == []
     forced = rest.json("GET", "/iserver/account/orders", force="true")
     assert [o["status"] for o in forced["orders"]] == ["Filled"]
     place(rest, sim.account)
@@ -164,7 +164,7 @@ def test_trades_stream(sim: GatewaySimulator, connect: Connect, rest: Rest, gold
     client = connect(sim)
     client.send("str+{}")
     assert client.recv_until(is_topic("str")) == golden["str-empty-live"]
-    history = client.collect(0.15, is_topic("str"))
+    history = client.collect(0.1, is_topic("str"))
     assert history, "the seeded execution of the last 24 h is replayed"
     first, with_commission = history[0]["args"][0], history[1]["args"][0]
     assert first["execution_id"] == with_commission["execution_id"]
@@ -186,11 +186,11 @@ def test_trades_realtime_only_and_days(sim: GatewaySimulator, connect: Connect) 
     realtime = connect(sim)
     realtime.send('str+{"realtimeUpdatesOnly":true}')
     assert realtime.recv_until(is_topic("str")) == {"topic": "str", "args": []}
-    assert realtime.collect(0.15, is_topic("str")) == []
+    assert realtime.collect(0.1, is_topic("str")) == []
     week = connect(sim)
     week.send('str+{"days":7}')
     week.recv_until(is_topic("str"))
-    assert len(week.collect(0.15, is_topic("str"))) == 2 * 3  # three seeded executions, each twice
+    assert len(week.collect(0.1, is_topic("str"))) == 2 * 3  # three seeded executions, each twice
     week.send("utr")
     assert sim.wait_for(lambda: "str" not in sim.active_subscriptions()[2], 2.0)
 

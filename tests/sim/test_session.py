@@ -64,7 +64,7 @@ def test_without_a_valid_cookie_the_server_waits_for_the_session(
         client.send("tic")
         client.send('smd+265598+{"fields":["31"]}')
         client.send('{"session":"00000000000000000000000000000000"}')  # wrong id: ignored
-        assert client.collect(0.2) == []  # nothing else until the session arrives
+        assert client.collect(0.1) == []  # nothing else until the session arrives
         session = Rest(any_sim).json("POST", "/tickle")["session"]
         client.send(f'{{"session":"{session}"}}')
         assert [f["topic"] for f in greeting(client)] == ["system", "act", "sts"]
@@ -125,7 +125,7 @@ def test_greeting_waits_greeting_delay_and_early_frames_are_dropped(
         client.recv_until(is_topic("sts"))
         # the early frames were recorded as dropped and never acted upon
         assert sim.received_frames(dropped=True) == [(1, 'smd+265598+{"fields":["31"]}'), (1, "tic")]
-        assert client.collect(0.2, lambda f: f.get("topic") in ("tic", "smd+265598")) == []
+        assert client.collect(0.1, lambda f: f.get("topic") in ("tic", "smd+265598")) == []
         log = sim.received_log()
         assert all(entry.dropped for entry in log) and log[0].time <= log[1].time
         # after the burst the same frames work
@@ -184,7 +184,7 @@ def test_tic_is_answered_four_times(
     assert len({str(r) for r in replies}) == 1  # identical
     assert list(replies[0]) == list(golden["tic-live"])
     assert replies[0]["id"] == sim.session_id and replies[0]["alive"] is True
-    assert client.collect(0.15, is_topic("tic")) == []  # exactly four
+    assert client.collect(0.1, is_topic("tic")) == []  # exactly four
 
 
 def test_tic_replies_is_configurable(sim_factory: Callable[..., GatewaySimulator], connect: Connect) -> None:
@@ -192,7 +192,7 @@ def test_tic_replies_is_configurable(sim_factory: Callable[..., GatewaySimulator
     client = connect(sim)
     client.send("tic")
     client.recv_until(is_topic("tic"))
-    assert client.collect(0.15, is_topic("tic")) == []
+    assert client.collect(0.1, is_topic("tic")) == []
 
 
 def test_ech_hb_is_accepted_and_optionally_echoed(
@@ -249,7 +249,7 @@ def test_number_frames_counts_every_frame_per_connection(
     assert [f["_seq"] for f in frames] == [1, 2, 3]
     a.send('smd+265598+{"fields":["31","84","86"]}')
     a.send("tic")
-    more = a.collect(0.3)
+    more = a.collect(0.15)
     assert [f["_seq"] for f in more] == list(range(4, 4 + len(more)))
     b = connect(sim, greet=False)
     assert b.recv()["_seq"] == 1  # per connection
