@@ -5,8 +5,8 @@ The client's values arrive on its reader thread. Two ways to consume them from a
 * :func:`aiter` — ``async for quote in aiter(client.market_data(265598).pipe(snapshots())):``.
   Values are queued (thread-safe) and handed to the loop; the queue is unbounded by default, or
   bounded with an explicit ``overflow`` policy — nothing is ever dropped silently: ``"error"``
-  ends the iteration with :class:`QueueOverflowError`, ``"drop_oldest"`` / ``"drop_newest"``
-  count what they dropped in ``.dropped``.
+  ends the iteration with :class:`QueueOverflowError` (after the values already queued),
+  ``"drop_oldest"`` / ``"drop_newest"`` count what they dropped in ``.dropped``.
 * :func:`on_loop` — ``ops.observe_on(AsyncIOThreadSafeScheduler(loop))``: the observer's callbacks
   run on the loop thread, so they may touch loop-bound objects (futures, queues, widgets)::
 
@@ -100,7 +100,6 @@ class ObservableIterator(AsyncIterator[T], Generic[T]):
                         f"aiter: the queue is full ({self._maxsize} values waiting); the consumer is too "
                         "slow for overflow='error' (use a larger maxsize, 0 for unbounded, or a drop policy)"
                     )
-                    self._items.clear()
                     self._wake()
                     return
             self._items.append(value)
@@ -166,10 +165,11 @@ def aiter(source: Observable[T], *, maxsize: int = 0, overflow: Overflow = "erro
 
     ``maxsize``: 0 (default) for an unbounded queue, else the bound; ``overflow`` says what happens
     when a bounded queue is full: ``"error"`` (default) ends the iteration with
-    :class:`QueueOverflowError`, ``"drop_oldest"`` / ``"drop_newest"`` drop a value and count it in
-    the iterator's ``dropped``. An ``on_error`` of the source is raised by the iteration; completion
-    ends it. Leaving the ``async for`` early (``break``) should be followed by ``await it.aclose()``
-    (or use ``contextlib.aclosing``) to dispose the subscription at once.
+    :class:`QueueOverflowError` once the values queued before are consumed; ``"drop_oldest"`` /
+    ``"drop_newest"`` drop a value and count it in the iterator's ``dropped``. An ``on_error`` of
+    the source is raised by the iteration; completion ends it. Leaving the ``async for`` early
+    (``break``) should be followed by ``await it.aclose()`` (or use ``contextlib.aclosing``) to
+    dispose the subscription at once.
     """
     return ObservableIterator(source, maxsize, overflow)
 

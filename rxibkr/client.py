@@ -1368,6 +1368,117 @@ class IbkrWsClient:
             pass
 
     # ---- typed streams (rxibkr.streams): delegating methods go here --------------------------------
+    # Typed, parsed, merged streams per topic: cold and reference-counted (the first observer
+    # subscribes, the last disposal unsubscribes), kept across reconnects. See rxibkr.streams.
+    from typing import TYPE_CHECKING
+
+    if TYPE_CHECKING:  # names for the annotations below only (no import cycle at runtime)
+        from rxibkr.models import (
+            AuthStatus,
+            Bar,
+            Bulletin,
+            Execution,
+            Ladder,
+            LedgerRow,
+            MarketDataUpdate,
+            Notification,
+            OrderUpdate,
+            PnlRow,
+            SummaryItem,
+        )
+
+    del TYPE_CHECKING
+
+    def market_data(
+        self, conid: int | str, fields: str | int | Iterable[str | int] | None = None
+    ) -> Observable[MarketDataUpdate]:
+        """Parsed market-data updates of one contract (changed fields only; merge them with
+        ``rxibkr.operators.snapshots()``). One ``smd`` per conid, widened to the union of the
+        observers' ``fields`` (ids or names; None: a quote set). See ``TypedStreams.market_data``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).market_data(conid, fields)
+
+    def market_history(
+        self,
+        conid: int | str,
+        period: str = "1d",
+        bar: str = "5min",
+        exchange: str | None = None,
+        outside_rth: bool = False,
+        source: str = "trades",
+    ) -> Observable[Bar]:
+        """Historical bars (``smh``); at most five concurrent histories (a sixth raises
+        ``HistoryLimitError``). See ``TypedStreams.market_history``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).market_history(conid, period, bar, exchange, outside_rth, source)
+
+    def orders(self, filters: str | Iterable[str] | None = None) -> Observable[OrderUpdate]:
+        """Live orders: the REST snapshot, then ``sor`` deltas merged into full order states;
+        ``filters``: statuses to keep. See ``TypedStreams.orders``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).orders(filters)
+
+    def trades(self, days: int | None = None, realtime_only: bool = False) -> Observable[Execution]:
+        """Executions (``str``) deduplicated by ``execution_id``, re-emitted when the commission
+        arrives. See ``TypedStreams.trades``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).trades(days, realtime_only)
+
+    def pnl(self) -> Observable[PnlRow]:
+        """P&L rows (``spl``), merged per ``<account>.Core`` key. See ``TypedStreams.pnl``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).pnl()
+
+    def account_summary(
+        self,
+        account: str | None = None,
+        keys: str | Iterable[str] | None = None,
+        fields: str | Iterable[str] | None = None,
+    ) -> Observable[SummaryItem]:
+        """Account summary items (``ssd``) of ``account`` (default ``account_id``).
+        See ``TypedStreams.account_summary``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).account_summary(account, keys, fields)
+
+    def ledger(self, account: str | None = None) -> Observable[LedgerRow]:
+        """Ledger rows (``sld``) per currency, blank rows merged. See ``TypedStreams.ledger``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).ledger(account)
+
+    def price_ladder(
+        self, conid: int | str, exchange: str | None = None, account: str | None = None
+    ) -> Observable[Ladder]:
+        """BookTrader ladders (``sbd``); ``account`` defaults to ``account_id`` (ValueError when
+        neither is known). See ``TypedStreams.price_ladder``."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).price_ladder(conid, exchange, account)
+
+    def notifications(self) -> Observable[Notification]:
+        """Unsolicited ``ntf`` notices and prompts, one per item."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).notifications()
+
+    def bulletins(self) -> Observable[Bulletin]:
+        """Unsolicited ``blt`` bulletins, one per item."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).bulletins()
+
+    def auth_status(self) -> Observable[AuthStatus]:
+        """Every ``sts`` frame, parsed."""
+        from rxibkr.streams import streams_of
+
+        return streams_of(self).auth_status()
+
     # ---- end typed streams ------------------------------------------------------------------------
 
     # ---- record / replay (rxibkr.record): delegating methods go here -------------------------------

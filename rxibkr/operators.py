@@ -149,7 +149,9 @@ def quotes() -> Callable[[Observable[Any]], Observable[Quote]]:
                 elif isinstance(item, Quote):
                     quote = item
                 else:
-                    raise TypeError(f"expected a MarketDataUpdate or a Quote, got {type(item).__name__}")
+                    kind = type(item).__name__
+                    observer.on_error(TypeError(f"expected a MarketDataUpdate or a Quote, got {kind}"))
+                    return
                 top = _top_of_book(quote)
                 if last.get(quote.conid) != top:
                     last[quote.conid] = top
@@ -557,7 +559,12 @@ def order_state(
                     observer.on_next(update)
 
             def on_next(item: Any) -> None:
-                for delta in _deltas(item):
+                try:
+                    deltas = _deltas(item)
+                except TypeError as exc:
+                    observer.on_error(exc)
+                    return
+                for delta in deltas:
                     update = book.apply(delta)
                     if update is not None:
                         observer.on_next(update)
@@ -616,7 +623,12 @@ def dedupe_executions() -> Callable[[Observable[Any]], Observable[Execution]]:
             log = ExecutionLog()
 
             def on_next(item: Any) -> None:
-                for obj in _deltas(item):
+                try:
+                    objects = _deltas(item)
+                except TypeError as exc:
+                    observer.on_error(exc)
+                    return
+                for obj in objects:
                     execution = log.apply(obj)
                     if execution is not None:
                         observer.on_next(execution)
