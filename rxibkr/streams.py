@@ -30,7 +30,6 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
-from rxibkr.events import ConnectionState
 from rxibkr.models import (
     AuthStatus,
     Bar,
@@ -196,6 +195,9 @@ class _Hub(Generic[T]):
     def on_last(self) -> None:
         """The last observer left."""
 
+    def on_subscription(self, sub: Subscription) -> None:
+        """The client gave the hub this Subscription (the first time, or a new one)."""
+
     # -- delivery ------------------------------------------------------------------------------------
     def on_message(self, message: Message) -> None:
         with self.lock:
@@ -241,6 +243,9 @@ class TypedStreams:
         self._sync_locks: dict[str, threading.Lock] = {}
         self.duplicates_dropped = 0
         """How many duplicated ``smd`` frames were dropped (the gateway sends each first update twice)."""
+
+    def client_alive(self) -> bool:
+        return self._client_ref() is not None
 
     @property
     def client(self) -> IbkrWsClient:
@@ -556,8 +561,11 @@ class TypedStreams:
                     return
                 new_sub = client.subscribe(hub.channel, data, wait=False)
                 with self._lock:
+                    renewed = new_sub is not hub.sub
                     hub.sub = new_sub
                     hub.sent = data
+                if renewed:
+                    hub.on_subscription(new_sub)
 
     def _check_history_limit(self, channel: str) -> None:
         ours = {c for c, h in self._hubs.items() if isinstance(h, _HistoryHub)}
@@ -749,7 +757,13 @@ class _HistoryHub(_Hub[Any]):
 
 
 class _OrdersHub(_Hub[OrderUpdate]):
-    """``sor`` merged into the REST snapshot; refreshed from REST after a reconnect."""
+    """``sor`` merged into the REST snapshot.
+
+    The REST snapshot is fetched each time the client has (re)sent ``sor`` (the subscription turns
+    ACTIVE: after subscribing, and again after every reconnect), so an order placed before ``sor``
+    reached the gateway is in the snapshot, and one placed after comes as ``sor`` frames; frames
+    arriving while the snapshot is fetched are applied after it (the latest state wins). After the
+    first snapshot only orders that changed are emitted."""
 
     KEY = IbkrWsKey.ORDERS
 
@@ -758,39 +772,31 @@ class _OrdersHub(_Hub[OrderUpdate]):
         self.book = OrderBook()
         self.buffer: list[Mapping[str, Any]] | None = None
         self.refresh_on_reconnect = False
-        self.state_tap: abc.DisposableBase | None = None
+        self.fetches = 0
         self.generation = 0
 
     def on_attach(self, entry: _Entry[OrderUpdate], first: bool) -> None:
         if entry.options.get("refresh", True):
             self.refresh_on_reconnect = True
-        if not first:
-            return
-        self.fetch(initial=True)
-        client = self.streams.client
-        seen_auth = [client.state.value is ConnectionState.AUTHENTICATED]
 
-        def on_state(state: ConnectionState) -> None:
-            if state is ConnectionState.AUTHENTICATED:
-                if seen_auth[0] and self.refresh_on_reconnect and not self.closed:
-                    self.fetch(initial=False)
-                seen_auth[0] = True
+    def on_subscription(self, sub: Subscription) -> None:
+        def on_status(status: SubscriptionStatus) -> None:
+            if status is SubscriptionStatus.ACTIVE and not self.closed and self.streams.client_alive():
+                if self.fetches == 0 or self.refresh_on_reconnect:
+                    self.fetch()
 
-        self.state_tap = client.state.subscribe(on_state)
+        sub.on_status(on_status)
+        if sub.status is SubscriptionStatus.ACTIVE and self.fetches == 0:
+            self.fetch()
 
-    def on_last(self) -> None:
-        if self.state_tap is not None:
-            self.state_tap.dispose()
-            self.state_tap = None
-
-    def fetch(self, initial: bool) -> None:
-        """Get the live orders from REST; ``sor`` deltas arriving meanwhile wait in a buffer.
-        After a reconnect (``initial`` False) only orders that changed are emitted."""
+    def fetch(self) -> None:
+        """Get the live orders from REST; ``sor`` deltas arriving meanwhile wait in a buffer."""
         client = self.streams.client
         live_orders = getattr(client.rest, "live_orders", None)
         if not callable(live_orders):
             return
         with self.lock:
+            self.fetches += 1
             self.buffer = []
             self.generation += 1
             generation = self.generation
