@@ -18,6 +18,7 @@ import socket
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,8 @@ class Latency:
     """Server send -> ``on_next``, in milliseconds, over ``samples`` frames at ``rate`` frames/s."""
 
     rate: int
+    variant: str = "client"
+    """``client`` (``observe(MARKET_DATA)``), ``ceiling`` (bare ``recv()`` loop) or a prototype."""
     samples: int = 0
     p50: float | None = None
     p99: float | None = None
@@ -101,6 +104,8 @@ class Churn:
     subscribe_rate: float | None = None
     cycles: int = 0
     rss_growth_mb: float | None = None
+    heap_growth_kb: float | None = None
+    """Python heap (tracemalloc) growth over one more pass of both kinds: a leak shows here."""
     leftover_subscriptions: int | None = None
     error: str | None = None
 
@@ -298,8 +303,28 @@ def _operators() -> Any:
     return importlib.import_module("rxibkr.operators")
 
 
+def _market_data(client: IbkrWsClient) -> Callable[[int], Any] | None:
+    """``client.market_data``, or ``streams_of(client).market_data`` while the client has no delegate."""
+    method = getattr(client, "market_data", None)
+    if callable(method):
+        return cast(Callable[[int], Any], method)
+    try:
+        streams = importlib.import_module("rxibkr.streams")
+    except ImportError:
+        return None
+    streams_of = getattr(streams, "streams_of", None)
+    return cast(Callable[[int], Any], streams_of(client).market_data) if callable(streams_of) else None
+
+
+def streams_api() -> str:
+    """How row 4 reaches the typed stream: ``client.market_data`` or ``streams_of(client).market_data``."""
+    if callable(getattr(IbkrWsClient, "market_data", None)):
+        return "client.market_data"
+    return "streams_of(client).market_data"
+
+
 def streams_available() -> str | None:
-    """None when ``client.market_data`` and ``operators.snapshots`` exist; else why not."""
+    """None when a typed ``market_data`` stream and ``operators.snapshots`` exist; else why not."""
     try:
         operators = _operators()
     except ImportError as exc:
@@ -307,7 +332,12 @@ def streams_available() -> str | None:
     if not callable(getattr(operators, "snapshots", None)):
         return "rxibkr.operators.snapshots missing"
     if not callable(getattr(IbkrWsClient, "market_data", None)):
-        return "IbkrWsClient.market_data missing"
+        try:
+            streams = importlib.import_module("rxibkr.streams")
+        except ImportError as exc:
+            return f"rxibkr.streams: {exc}"
+        if not callable(getattr(streams, "streams_of", None)):
+            return "neither IbkrWsClient.market_data nor rxibkr.streams.streams_of"
     return None
 
 
@@ -323,7 +353,10 @@ def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> Sam
             keep.append(client.observe(MARKET_DATA).subscribe(counter.on_next))
         elif row == "snapshots":
             # subscribing sends smd+<conid>: that starts the burst
-            stream = cast(Any, client).market_data(CONID).pipe(_operators().snapshots())
+            market_data = _market_data(client)
+            if market_data is None:
+                raise RuntimeError("no typed market_data stream")
+            stream = market_data(CONID).pipe(_operators().snapshots())
             keep.append(stream.subscribe(counter.on_next))
         elif row == "queue":
             accessor = client.new_queue_accessor(MARKET_DATA)
@@ -350,11 +383,25 @@ def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> Sam
 # ---------------------------------------------------------------------------------------------------
 # latency
 # ---------------------------------------------------------------------------------------------------
-def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int) -> Latency:
+def _percentiles(result: Latency, delays: list[int], warm: int) -> Latency:
+    timed = sorted(delays[warm:])
+    if timed:
+        result.samples = len(timed)
+        result.p50 = timed[len(timed) // 2] / 1e6
+        result.p99 = timed[min(len(timed) - 1, int(len(timed) * 0.99))] / 1e6
+        result.max = timed[-1] / 1e6
+    return result
+
+
+def _paced_url(firehose: fh.FirehoseProcess, rate: int, total: int) -> str:
+    return firehose.url(mode="paced", n=total, rate=rate, hb=HEARTBEAT_SECONDS, conid=CONID)
+
+
+def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int, variant: str = "client") -> Latency:
     """Paced frames stamped with ``time.time_ns()`` at send; the observer of ``observe(MARKET_DATA)``
-    takes ``time.time_ns()`` first thing (same machine, same clock)."""
+    takes ``time.time_ns()`` first thing (same machine, same clock). The first ``warm`` are dropped."""
     total = warm + n
-    result = Latency(rate=rate)
+    result = Latency(rate=rate, variant=variant)
     delays: list[int] = []
     done = threading.Event()
     now = time.time_ns
@@ -365,20 +412,38 @@ def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int) -> Laten
         if len(delays) >= total:
             done.set()
 
-    url = firehose.url(mode="paced", n=total, rate=rate, hb=HEARTBEAT_SECONDS, conid=CONID)
-    with connected_client(url) as client:
+    with connected_client(_paced_url(firehose, rate, total)) as client:
         sub = client.observe(MARKET_DATA).subscribe(on_next)
         client.subscribe(f"md+{CONID}", needs_confirmation=False)
         if not done.wait(total / rate * 2 + 10):
             result.error = f"saw {len(delays):,} of {total:,} frames"
         sub.dispose()
-    timed = sorted(delays[warm:])
-    if timed:
-        result.samples = len(timed)
-        result.p50 = timed[len(timed) // 2] / 1e6
-        result.p99 = timed[min(len(timed) - 1, int(len(timed) * 0.99))] / 1e6
-        result.max = timed[-1] / 1e6
-    return result
+    return _percentiles(result, delays, warm)
+
+
+def ceiling_latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int) -> Latency:
+    """The same paced frames read by a bare websocket-client ``recv()`` loop + ``orjson.loads``."""
+    total = warm + n
+    result = Latency(rate=rate, variant="ceiling")
+    delays: list[int] = []
+    ws = websocket.create_connection(_paced_url(firehose, rate, total), skip_utf8_validation=True, timeout=30)
+    try:
+        for _ in fh.GREETING:
+            ws.recv()
+        ws.settimeout(total / rate * 2 + 10)
+        ws.send(f"smd+{CONID}+{{}}")
+        recv, loads, now = ws.recv, orjson.loads, time.time_ns
+        while len(delays) < total:
+            data = loads(recv())
+            t = now()
+            sent = data.get("_sent")
+            if sent is not None:
+                delays.append(t - sent)
+    except websocket.WebSocketTimeoutException:
+        result.error = f"saw {len(delays):,} of {total:,} frames"
+    finally:
+        ws.close(timeout=1)
+    return _percentiles(result, delays, warm)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -424,10 +489,17 @@ def memory(firehose: fh.FirehoseProcess, frames: int, sample_every: int) -> Memo
     return result
 
 
-def churn(firehose: fh.FirehoseProcess, seconds: float) -> Churn:
+def churn(firehose: fh.FirehoseProcess, seconds: float, subscription_timeout: float = 2.0) -> Churn:
     """Subscribe/dispose cycles per second: ``channel('md+N').subscribe(...).dispose()``, then
     ``subscribe('md+N', needs_confirmation=False).dispose()``, over 200 distinct conids, each for
-    ``seconds``. Ends when the client has dropped every subscription (disposal is asynchronous)."""
+    ``seconds``; a cycle is counted done when the client has dropped its subscription (disposal is
+    asynchronous, on the control thread).
+
+    Memory: ``channel()`` subscriptions wait for a confirmation, so each schedules a retry timer;
+    a disposed timer stays in the control scheduler's queue until it comes due, holding its
+    subscription. So the RSS is compared after a warm-up pass and after the measured pass, each
+    time once every timer of the pass has come due: growth between the two is what stays.
+    """
     result = Churn()
 
     def noop(_: Any) -> None:
@@ -438,14 +510,8 @@ def churn(firehose: fh.FirehoseProcess, seconds: float) -> Churn:
         while client.subscriptions and time.monotonic() < deadline:
             time.sleep(0.001)
 
-    with connected_client(firehose.url(mode="idle", hb=HEARTBEAT_SECONDS)) as client:
-        # warm up both paths
-        for i in range(50):
-            client.channel(f"md+{i}").subscribe(noop).dispose()
-            client.subscribe(f"md+{i}", needs_confirmation=False).dispose()
-        settle(client)
-        gc.collect()
-        rss0 = rss_bytes()
+    def one_pass(client: IbkrWsClient) -> tuple[float, float, int]:
+        rates: list[float] = []
         cycles = 0
         for kind in ("channel", "subscribe"):
             count = 0
@@ -460,19 +526,44 @@ def churn(firehose: fh.FirehoseProcess, seconds: float) -> Churn:
                         client.subscribe(channel, needs_confirmation=False).dispose()
                 count += 100
             settle(client)
-            rate = count / (time.perf_counter() - t0)
+            rates.append(count / (time.perf_counter() - t0))
             cycles += count
-            if kind == "channel":
-                result.channel_rate = rate
-            else:
-                result.subscribe_rate = rate
+        return rates[0], rates[1], cycles
+
+    def quiet_rss() -> int | None:
+        time.sleep(subscription_timeout + 0.3)  # every retry timer of the pass has come due
         gc.collect()
-        rss1 = rss_bytes()
-        result.cycles = cycles
+        return rss_bytes()
+
+    url = firehose.url(mode="idle", hb=HEARTBEAT_SECONDS)
+    with connected_client(url, subscription_timeout=subscription_timeout) as client:
+        one_pass(client)  # warm-up
+        rss0 = quiet_rss()
+        result.channel_rate, result.subscribe_rate, result.cycles = one_pass(client)
+        rss1 = quiet_rss()
         result.leftover_subscriptions = len(client.subscriptions)
         if rss0 is not None and rss1 is not None:
             result.rss_growth_mb = (rss1 - rss0) / 1e6
+        # RSS keeps the allocator's high-water mark; the Python heap tells a leak from that
+        tracemalloc.start()
+        try:
+            one_pass(client)
+            quiet_rss()
+            heap0 = tracemalloc.get_traced_memory()[0]
+            one_pass(client)
+            quiet_rss()
+            result.heap_growth_kb = (tracemalloc.get_traced_memory()[0] - heap0) / 1e3
+        finally:
+            tracemalloc.stop()
     return result
+
+
+def load_average() -> float:
+    """The 1-minute load average (0 where unknown): other processes competing for the cores."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def environment() -> dict[str, Any]:
@@ -488,4 +579,5 @@ def environment() -> dict[str, Any]:
         "websocket-client": websocket.__version__,
         "reactivex": getattr(reactivex, "__version__", "?"),
         "orjson": orjson.__version__,
+        "load": [load_average()],
     }

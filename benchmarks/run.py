@@ -74,8 +74,8 @@ class Settings:
     @classmethod
     def make(cls, quick: bool) -> Settings:
         if quick:
-            return cls(20_000, 4_000, 1, {1000: 1.0, 10000: 0.4}, 200_000, 20_000, 0.3, True)
-        return cls(200_000, 20_000, 3, {1000: 10.0, 10000: 5.0}, 5_000_000, 100_000, 3.0, False)
+            return cls(20_000, 4_000, 1, {1000: 0.5, 10000: 0.2}, 100_000, 10_000, 0.3, True)
+        return cls(200_000, 20_000, 3, {1000: 10.0, 10000: 5.0}, 5_000_000, 100_000, 2.0, False)
 
 
 @dataclass
@@ -90,6 +90,7 @@ class Results:
     churn: h.Churn | None = None
     streams: str | None = None
     seconds: float = 0.0
+    load_end: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         ceiling = self.throughput.get("ceiling")
@@ -98,6 +99,9 @@ class Results:
         for name, row in self.throughput.items():
             entry = h.as_dict(row)
             entry["ratio"] = row.rate / base if row.rate and base else None
+            entry["cpu_ratio"] = (
+                ceiling.cpu_us / row.cpu_us if ceiling is not None and ceiling.cpu_us and row.cpu_us else None
+            )
             rows[name] = entry
         return {
             "settings": h.as_dict(self.settings),
@@ -110,6 +114,7 @@ class Results:
             "churn": h.as_dict(self.churn) if self.churn else None,
             "streams": self.streams or "available",
             "seconds": self.seconds,
+            "load_end": self.load_end,
         }
 
 
@@ -183,6 +188,15 @@ def _plan(
     return plan
 
 
+def _latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int, variant: str) -> h.Latency:
+    if variant == "ceiling":
+        return h.ceiling_latency(firehose, rate, warm, n)
+    if variant == "client":
+        return h.latency(firehose, rate, warm, n)
+    with PROTOTYPES[variant].apply():
+        return h.latency(firehose, rate, warm, n, variant)
+
+
 def run(
     rows: Sequence[str],
     settings: Settings,
@@ -235,10 +249,13 @@ def run(
             for rate, seconds in settings.latency_seconds.items():
                 n = int(rate * seconds)
                 warm = max(100, n // 10)
-                gc.collect()
-                result, error = _attempt(lambda: h.latency(firehose, rate, warm, n))  # noqa: B023
-                results.latency.append(result if result is not None else h.Latency(rate, error=error))
-                log(f"  latency at {rate:,}/s done")
+                for variant in ("ceiling", "client", *prototypes):
+                    gc.collect()
+                    result, error = _attempt(lambda: _latency(firehose, rate, warm, n, variant))  # noqa: B023
+                    results.latency.append(
+                        result if result is not None else h.Latency(rate, variant, error=error)
+                    )
+                    log(f"  latency at {rate:,}/s ({variant}) done")
         if "memory" in rows:
             result, error = _attempt(
                 lambda: h.memory(firehose, settings.memory_frames, settings.memory_sample_every)
@@ -246,10 +263,12 @@ def run(
             results.memory = result if result is not None else h.Memory(settings.memory_frames, error=error)
             log("  memory done")
         if "churn" in rows:
-            result, error = _attempt(lambda: h.churn(firehose, settings.churn_seconds))
+            timeout = 0.2 if settings.quick else 2.0
+            result, error = _attempt(lambda: h.churn(firehose, settings.churn_seconds, timeout))
             results.churn = result if result is not None else h.Churn(error=error)
             log("  churn done")
     results.seconds = time.perf_counter() - started
+    results.load_end = h.load_average()
     return results
 
 
@@ -265,17 +284,18 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _throughput_line(
-    number: str, label: str, row: h.Throughput, base: float | None, target: float | None
+    number: str, label: str, row: h.Throughput, ceiling: h.Throughput | None, target: float | None
 ) -> str:
     if row.rate is None:
         return f"{number:>2}  {label:<50} {row.error or '-'}"
-    ratio = row.rate / base if base else None
+    ratio = row.rate / ceiling.rate if ceiling is not None and ceiling.rate else None
+    cpu_ratio = ceiling.cpu_us / row.cpu_us if ceiling is not None and ceiling.cpu_us and row.cpu_us else None
     verdict = ""
     if target is not None and ratio is not None:
         verdict = f">= {target:.1f}x {_verdict(ratio >= target)}"
     return (
         f"{number:>2}  {label:<50} {_num(row.rate):>10} {_num(ratio, '.2f'):>10} "
-        f"{_num(row.cpu_us, '.2f'):>11}  {verdict}"
+        f"{_num(row.cpu_us, '.2f'):>11} {_num(cpu_ratio, '.2f'):>8}  {verdict}"
     )
 
 
@@ -290,6 +310,12 @@ def format_table(results: Results) -> str:
         f"python {env['python']}, websocket-client {env['websocket-client']}, reactivex "
         f"{env['reactivex']}, orjson {env['orjson']}, {env['cpus']} CPUs"
     )
+    load = results.environment.get("load")
+    if load:
+        line = f"load average at start {load[0]:.2f}, at end {results.load_end:.2f} on {env['cpus']} CPUs"
+        if max(load[0], results.load_end) > 0.5 * (env["cpus"] or 1):
+            line += ": the machine is busy, wall-clock rates are noisy (CPU us/msg is steadier)"
+        lines.append(line)
     ceiling = results.throughput.get("ceiling")
     base = ceiling.rate if ceiling is not None else None
     if results.server_write_rate is not None:
@@ -301,27 +327,32 @@ def format_table(results: Results) -> str:
         lines.append(line)
     lines.append("")
     if results.throughput:
-        lines.append(f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10} {'CPU us/msg':>11}  target")
+        lines.append(
+            f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10} {'CPU us/msg':>11} {'x (CPU)':>8}  target"
+        )
         for key, row in results.throughput.items():
             name, _, prototype = key.partition("+")
             number, label = THROUGHPUT_ROWS[name]
+            if name == "snapshots" and results.streams is None and h.streams_api() != "client.market_data":
+                label = "streams_of(client).market_data(c).pipe(snapshots())"
             if prototype:
                 number, label = number + "+", f"  [prototype {prototype}]"
-            lines.append(_throughput_line(number, label, row, base, TARGETS.get(name)))
+            lines.append(_throughput_line(number, label, row, ceiling, TARGETS.get(name)))
             if key == "ceiling":
                 for ref, ref_row in results.reference.items():
                     if ref_row.rate is not None:
-                        lines.append(_throughput_line(ref, REFERENCE_LABELS[ref], ref_row, base, None))
+                        lines.append(_throughput_line(ref, REFERENCE_LABELS[ref], ref_row, ceiling, None))
     if results.latency:
-        lines.append(
-            f"{'6':>2}  {'latency send -> on_next (observe), ms':<50} {'p50':>8} {'p99':>8} {'max':>8}"
-        )
+        lines.append(f"{'6':>2}  {'latency server send -> on_next, ms':<50} {'p50':>8} {'p99':>8} {'max':>8}")
         for lat in results.latency:
-            label = f"  at {lat.rate:,} msg/s ({lat.samples:,} samples)"
+            what = {"ceiling": "(ref) bare recv() loop", "client": "observe(MARKET_DATA)"}.get(
+                lat.variant, f"[prototype {lat.variant}]"
+            )
+            label = f"  {lat.rate:,}/s {what}"
             if lat.p99 is None:
                 lines.append(f"{'':>2}  {label:<50} {lat.error or '-'}")
                 continue
-            target = LATENCY_TARGETS_MS.get(lat.rate)
+            target = LATENCY_TARGETS_MS.get(lat.rate) if lat.variant != "ceiling" else None
             verdict = f"p99 <= {target:g} ms {_verdict(lat.p99 <= target)}" if target else ""
             if lat.error:
                 verdict += f" ({lat.error})"
@@ -354,7 +385,8 @@ def format_table(results: Results) -> str:
             )
             lines.append(
                 f"{'':>2}  {'  after ' + format(c.cycles, ',') + ' cycles':<50} "
-                f"RSS {_num(c.rss_growth_mb, '+.1f')} MB, {c.leftover_subscriptions} subscriptions left"
+                f"RSS {_num(c.rss_growth_mb, '+.1f')} MB, Python heap {_num(c.heap_growth_kb, '+.1f')} kB "
+                f"over another pass, {c.leftover_subscriptions} subscriptions left"
             )
     lines.append("")
     lines.append(f"({results.seconds:.1f} s)")
