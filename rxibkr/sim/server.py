@@ -95,6 +95,32 @@ class GatewaySimulator:
         session_timeout: if set, the brokerage session lapses when neither ``/tickle`` nor ``tic``
             was seen for that many seconds: REST then says unauthenticated and every stream stops
             without any frame (the socket "goes quiet", as observed live). Default None = never.
+
+    Faults (any thread, while running): :meth:`drop_connections`, :meth:`pause_heartbeats`,
+    :meth:`resume_heartbeats`, :meth:`stop_pongs`, :meth:`resume_pongs`, :meth:`set_authenticated`,
+    :meth:`competing_session`, :meth:`maintenance`, :meth:`end_maintenance`, :meth:`stall_handshake`,
+    :meth:`send_raw`, :meth:`latency`, :meth:`push_notification`, :meth:`push_bulletin`,
+    :meth:`push_account_update`.
+
+    Market and order helpers: :meth:`set_price`, :meth:`quote`, :meth:`market_step`,
+    :meth:`place_order`, :meth:`fill_order`, :meth:`cancel_order`, :meth:`orders`, :meth:`burst`.
+
+    Inspection: :meth:`received_frames`, :meth:`received_log`, :meth:`sent_frames`,
+    :attr:`sent_count`, :attr:`connection_count`, :attr:`total_connections`, :attr:`authenticated`,
+    :meth:`active_subscriptions`, :meth:`wait_for`.
+
+    Choices where the sources are silent or disagree (see the protocol reference):
+        * a sixth ``smh`` gets ``{"error":"Exceeded the maximum of 5 concurrent historical data
+          subscriptions","code":429,"topic":"smh+<conid>"}``; ``umh`` answers
+          ``{"message":"Unsubscribed <serverId>"}``;
+        * a bad ``smd``/``smh`` target gets ``{"error":"invalid conid '<target>'","code":400,
+          "topic":"smd"}``; unknown commands and a session message on an authenticated socket get
+          ``{"error":"Topic unknown","code":1}``;
+        * re-sending ``smd`` answers one frame with the current values of all its fields;
+        * the ``smd`` topic stays ``smd+<conid>`` for ``<conid>@<exchange>`` (``conidEx`` carries the
+          exchange);
+        * ``points`` in ``smh`` is the number of bars minus one (as in the documented example);
+        * order cancel answers ``conid: -1, account: null`` as recorded live.
     """
 
     def __init__(
