@@ -120,7 +120,9 @@ class GatewaySimulator:
         * the ``smd`` topic stays ``smd+<conid>`` for ``<conid>@<exchange>`` (``conidEx`` carries the
           exchange);
         * ``points`` in ``smh`` is the number of bars minus one (as in the documented example);
-        * order cancel answers ``conid: -1, account: null`` as recorded live.
+        * order cancel answers ``conid: -1, account: null`` as recorded live;
+        * ``act``'s internal ``sessionId`` is ``"<8 hex>.<connection id as 8 hex>"``, so a test can
+          tell which connection a greeting came from (ids as in :meth:`received_frames`).
     """
 
     def __init__(
@@ -552,7 +554,9 @@ class GatewaySimulator:
         return gw.received() if gw is not None else []
 
     def sent_frames(self) -> list[tuple[int, bytes]]:
-        """``(connection_id, payload)`` of every sent frame (only with ``record_sent=True``)."""
+        """``(connection_id, payload)`` of every frame handed to a socket (only with
+        ``record_sent=True``). A frame still in the kernel buffer when the connection is dropped is
+        recorded although the client never gets it."""
         gw = self._gateway
         return gw.sent_log() if gw is not None else []
 
