@@ -459,6 +459,7 @@ class _ReplayLoop(EventLoopScheduler):
             self._queue.clear()
         super().dispose()
 
+
 _CHUNK = 256  # frames delivered per scheduled action in as-fast-as-possible mode
 
 
@@ -484,9 +485,7 @@ class ReplayConnection:
         self._threads: list[threading.Thread] = []
         self._own = scheduler is None
         self._scheduler: abc.SchedulerBase = (
-            scheduler
-            if scheduler is not None
-            else _ReplayLoop(self._thread_factory, exit_if_empty=True)
+            scheduler if scheduler is not None else _ReplayLoop(self._thread_factory, exit_if_empty=True)
         )
         self._confirm_step = -1
         self._steps: list[_Step] = self._plan(recorded)
@@ -658,6 +657,12 @@ class ReplayTransport:
     the greeting, or a hand-made file) gets a synthetic ``system`` success + ``sts`` authenticated right
     after it opens, so ``start()`` does not wait in vain; their indexes are in ``synthesized``. A recorded
     connection with nothing but control frames, never confirmed live, replays as it was.
+    Timing: the whole recording is one timeline, anchored when the client first connects; a connection
+    opens at its recorded time or, if the client reconnects later than it did live, at once, and its frames
+    keep their recorded times (overdue ones are delivered at once). A recorded failed connect is served as
+    a refused one. A connection the client closes itself before its recorded end loses the rest of its
+    frames, as it would have live; the next connect gets the next recorded connection.
+
     ``auto_pong``: answer the client's pings (the recording has no pongs) so its ping watchdog stays calm.
     Replaying slower than real time (``speed < 1``) stretches the gaps between recorded heartbeats: give the
     client a larger ``max_ping_interval`` then.
