@@ -501,6 +501,8 @@ class TypedStreams:
             if hub is None:
                 if key is IbkrWsKey.MARKET_HISTORY:
                     self._check_history_limit(channel)
+                elif key is IbkrWsKey.PRICE_LADDER:
+                    self._check_one_ladder_per_account(channel)
                 hub = hub_class(self, channel, route)
             hub.check(want)
             if first:
@@ -509,13 +511,17 @@ class TypedStreams:
                 self._tap(key, client)
             hub.wants[token] = want
             hub.data = hub.merge(hub.data, want)
-        with hub.lock:
-            hub.entries = (*hub.entries, entry)
-            if not first:
-                for value in hub.replay(entry):
-                    if entry.accept is None or entry.accept(value):
-                        entry.observer.on_next(value)
-        hub.on_attach(entry, first)
+        try:
+            with hub.lock:
+                hub.entries = (*hub.entries, entry)
+                if not first:
+                    for value in hub.replay(entry):
+                        if entry.accept is None or entry.accept(value):
+                            entry.observer.on_next(value)
+            hub.on_attach(entry, first)
+        except BaseException:  # the observer raised while replaying: it is not attached
+            self._detach(hub, token, entry)
+            raise
         return hub
 
     def _detach(self, hub: _Hub[Any], token: object, entry: _Entry[Any]) -> None:
@@ -582,6 +588,16 @@ class TypedStreams:
                 f"market_history: the gateway serves at most {MAX_HISTORIES} concurrent histories and "
                 f"{len(active)} are subscribed ({', '.join(sorted(active))}); dispose one first"
             )
+
+    def _check_one_ladder_per_account(self, channel: str) -> None:
+        account = channel.split("+")[1]
+        prefix = f"bd+{account}+"
+        for other in self._hubs:
+            if other.startswith(prefix) and other != channel:
+                raise ValueError(
+                    f"price_ladder: {other!r} is subscribed; the gateway keeps one ladder per account "
+                    f"(ubd+{account} ends them all), so dispose it before asking for {channel!r}"
+                )
 
     def _tap(self, key: IbkrWsKey, client: IbkrWsClient) -> None:
         """The one observer of ``client.observe(key)`` that routes messages to the hubs (lock held)."""
@@ -1009,11 +1025,14 @@ def _run_blocking(
 
     def run() -> None:
         try:
-            result = fn()
-        except Exception as exc:
-            on_error(exc)
-        else:
-            on_result(result)
+            try:
+                result = fn()
+            except Exception as exc:
+                on_error(exc)
+            else:
+                on_result(result)
+        except Exception:  # an observer raised while receiving the result: nobody else to tell
+            _LOGGER.exception("typed streams: an observer raised while receiving a REST result")
 
     threading.Thread(target=run, name="typed-streams-rest", daemon=True).start()
 

@@ -3,13 +3,16 @@ simulator drops the connection: the client reconnects, resubscribes, and the str
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
 import pytest
 
 from rxibkr import operators as rxo
+from rxibkr.aio import aiter, on_loop
 from rxibkr.client import IbkrWsClient
 from rxibkr.events import ConnectionState
 from rxibkr.models import (
@@ -295,3 +298,35 @@ def test_unsolicited_streams(sim: Any, client: IbkrWsClient) -> None:
     reconnect(sim, client)
     status = statuses.wait(lambda v: any(s.authenticated for s in v))[-1]
     assert status.authenticated is True and status.competing is False
+
+
+def test_asyncio_async_for_and_on_loop_from_the_reader_thread(client: IbkrWsClient) -> None:
+    async def main() -> tuple[list[Quote], set[int], int]:
+        loop_thread = threading.get_ident()
+        quotes: list[Quote] = []
+        stream = client.market_data(AAPL, ["84", "86"]).pipe(rxo.snapshots())
+        async with aclosing(aiter(stream, maxsize=1000)) as updates:
+            async for quote in updates:
+                quotes.append(quote)
+                if len(quotes) == 5:
+                    break
+        threads: set[int] = set()
+        got = asyncio.Event()
+        count = 0
+
+        def on_next(_: Quote) -> None:  # runs on the loop thread: loop objects are safe here
+            nonlocal count
+            threads.add(threading.get_ident())
+            count += 1
+            if count == 5:
+                got.set()
+
+        subscription = stream.pipe(on_loop()).subscribe(on_next)
+        await asyncio.wait_for(got.wait(), 5)
+        subscription.dispose()
+        assert threads == {loop_thread}
+        return quotes, threads, count
+
+    quotes, _, count = asyncio.run(asyncio.wait_for(main(), 10))
+    assert len(quotes) == 5 and all(q.conid == AAPL for q in quotes) and count >= 5
+    assert quotes[-1].bid is not None

@@ -689,3 +689,32 @@ def test_client_methods_delegate_to_the_streams() -> None:
     assert {t[:3] for t in sent(transport)} == {"smd", "smh", "sor", "str", "spl", "ssd", "sld", "sbd"}
     assert streams_of(client) is streams_of(client)
     assert isinstance(got[0], OrderUpdate)
+
+
+def test_one_ladder_per_account() -> None:
+    client, transport, _ = started()
+    s = streams_of(client)
+    first = s.price_ladder(AAPL).subscribe(lambda _: None)
+    same = s.price_ladder(AAPL).subscribe(lambda _: None)  # the same ladder: shared
+    with pytest.raises(ValueError, match="one ladder per account"):
+        s.price_ladder(IBM).subscribe(lambda _: None)
+    first.dispose()
+    same.dispose()
+    assert sent(transport, "ubd") == [f"ubd+{ACCOUNT}"]
+    s.price_ladder(IBM).subscribe(lambda _: None)
+    assert sent(transport, "sbd")[-1] == f"sbd+{ACCOUNT}+8314"
+
+
+def test_a_late_observer_raising_during_the_replay_is_not_attached() -> None:
+    client, transport, _ = started()
+    s = streams_of(client)
+    keep = s.market_data(AAPL).subscribe(lambda _: None)
+    transport.receive(smd(AAPL, 1, **f(_31="1.5")))
+
+    def bad(_: Any) -> None:
+        raise RuntimeError("bug in the late observer")
+
+    with pytest.raises(RuntimeError, match="late observer"):
+        s.market_data(AAPL).subscribe(bad)
+    keep.dispose()
+    assert sent(transport, "umd") == ["umd+265598+{}"]  # the failed observer held nothing
