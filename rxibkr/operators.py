@@ -42,8 +42,6 @@ from rxibkr.protocol import FIELDS, IbkrWsKey, Message, MessageKind
 
 T = TypeVar("T")
 
-Operator = Callable[[Observable[Any]], Observable[T]]
-
 _MISSING: Any = object()
 
 

@@ -278,9 +278,10 @@ def test_pnl_summary_ledger_and_ladder(sim: Any, client: IbkrWsClient) -> None:
         and any(r.ask_size for r in ladder)
         and any(r.bid_size for r in ladder)
     )
-    counts = [len(c.snapshot()) for c in (pnl, ledger, ladders)]
+    streams = (pnl, summary, ledger, ladders)
+    counts = [len(c.snapshot()) for c in streams]
     reconnect(sim, client)
-    for collected, count in zip((pnl, ledger, ladders), counts, strict=True):
+    for collected, count in zip(streams, counts, strict=True):
         collected.wait(lambda v, count=count: len(v) >= count + 2)  # type: ignore[misc]
 
 
@@ -330,3 +331,24 @@ def test_asyncio_async_for_and_on_loop_from_the_reader_thread(client: IbkrWsClie
     quotes, _, count = asyncio.run(asyncio.wait_for(main(), 10))
     assert len(quotes) == 5 and all(q.conid == AAPL for q in quotes) and count >= 5
     assert quotes[-1].bid is not None
+
+
+def test_market_history_goes_on_after_a_reconnect(sim: Any, client: IbkrWsClient) -> None:
+    replies: Collect[Any] = Collect()
+    bars: Collect[Bar] = Collect()
+    a = streams_of(client).market_history_replies(MSFT, "2h", "5min").subscribe(replies)
+    b = client.market_history(MSFT, "2h", "5min").subscribe(bars)
+    first = replies.wait(lambda v: len(v) == 1)[0]
+    assert first.server_id and first.symbol == "MSFT" and first.bars
+    count = len(bars.snapshot())
+    assert count == len(first.bars)
+    reconnect(sim, client)
+    second = replies.wait(lambda v: len(v) == 2)[1]
+    assert second.server_id != first.server_id  # a new gateway handle after resubscribing
+    assert not bars.completed and not bars.errors
+    emitted = [(bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in bars.snapshot()]
+    assert len(emitted) == len(set(emitted))  # the bars of the new reply: only new or changed ones
+    assert wait_until(lambda: second.server_id in (client.server_ids(IbkrWsKey.MARKET_HISTORY) or {}), 5)
+    a.dispose()
+    b.dispose()
+    assert wait_until(lambda: any(t == f"umh+{second.server_id}" for t in received(sim, "umh+")), 5)
