@@ -124,9 +124,12 @@ class LivePlot:
     Create it with :func:`live_plot`. Thread-safe: :meth:`feed`/:meth:`append` from any thread;
     :meth:`redraw`, :meth:`run`, :meth:`wait` and :meth:`stop` from the thread that shows it.
 
-    ``max_points``: points kept per series (the oldest go first); ``display``: show it through
-    IPython (default: when running in a Jupyter kernel); ``title``, ``figsize`` (inches; default
-    9 wide, 2.6 per panel), ``dpi``: of the PNG shown.
+    ``interval``: seconds between redraws at most; ``max_busy``: the share of the displaying
+    thread's time redraws may take (0.25: after a redraw that took 0.2 s, the next one waits at
+    least 0.6 s), so a big chart on a slow machine slows its redraws down instead of starving the
+    kernel. ``max_points``: points kept per series (the oldest go first); ``display``: show it
+    through IPython (default: when running in a Jupyter kernel); ``title``, ``figsize`` (inches;
+    default 9 wide, 2.2 per panel), ``dpi``: of the PNG shown.
     """
 
     def __init__(
@@ -138,12 +141,16 @@ class LivePlot:
         figsize: tuple[float, float] | None = None,
         dpi: int = 80,
         display: bool | None = None,
+        max_busy: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
             raise ValueError(f"interval: expected a positive number of seconds, got {interval!r}")
         if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
             raise ValueError(f"max_points: expected a positive int, got {max_points!r}")
+        if not 0 < max_busy <= 1:
+            raise ValueError(f"max_busy: expected a share of time in (0, 1], got {max_busy!r}")
+        self.max_busy = float(max_busy)
         self.interval = float(interval)
         self.max_points = max_points
         self.title = title
@@ -164,6 +171,8 @@ class LivePlot:
         self._ticker: abc.DisposableBase | None = None
         self._panels: tuple[str, ...] = ()
         self._axes: dict[str, Axes] = {}
+        self._layout_pending = True
+        self._not_before = 0.0
         self.fig = Figure(figsize=figsize or (9.0, 2.6), dpi=dpi, layout="constrained")
         if title:
             self.fig.suptitle(title)
@@ -182,6 +191,7 @@ class LivePlot:
         *,
         label: str | Callable[[Any], str] | None = None,
         panel: str | None = None,
+        name: str | None = None,
         marker: str | None = None,
         linestyle: str = "-",
     ) -> abc.DisposableBase:
@@ -189,14 +199,16 @@ class LivePlot:
 
         Items: objects with those attributes (``Quote``: ``bid``, ``ask``, ``last``, ``mid``...),
         mappings with those keys, or plain numbers (then ``fields`` names the series). A value that
-        is None or not a number is skipped. Series are named ``"<label> <field>"``; ``label``
-        defaults to the item's ``symbol`` (else ``conid``), so each instrument gets its own lines.
-        Each label gets its own panel (subplot) unless ``panel`` names one. ``marker``/``linestyle``:
-        matplotlib styles (``marker="^", linestyle=""`` for signal markers).
+        is None or not a number is skipped. Series are named ``"<label> <field>"`` (or ``name``, for
+        one field); ``label`` defaults to the item's ``symbol`` (else ``conid``), so each instrument
+        gets its own lines. Each label gets its own panel (subplot) unless ``panel`` names one.
+        ``marker``/``linestyle``: matplotlib styles (``marker="^", linestyle=""`` for signal markers).
         """
         names = (fields,) if isinstance(fields, str) else tuple(fields)
         if not names:
             raise ValueError("fields: expected at least one field name")
+        if name is not None and len(names) != 1:
+            raise ValueError("name: names the series of a single field; give one field or no name")
         if label is None:
             label_of: Callable[[Any], str] = _default_label
         elif isinstance(label, str):
@@ -215,9 +227,9 @@ class LivePlot:
             for field in names:
                 value = _value(item, field)
                 if value is not None:
-                    name = f"{prefix} {field}" if prefix else field
+                    series = name or (f"{prefix} {field}" if prefix else field)
                     self.append(
-                        name, value, panel=panel or prefix or "main", marker=marker, linestyle=linestyle
+                        series, value, panel=panel or prefix or "main", marker=marker, linestyle=linestyle
                     )
 
         def on_error(error: Exception) -> None:
@@ -311,17 +323,25 @@ class LivePlot:
             self._dirty = False
             snapshot = [(s, list(s.x), list(s.y)) for s in self._series.values()]
         with self._draw_lock:
+            started = time.monotonic()
             self._render(snapshot)
             if self._handle is not None:
                 self._handle.update(self._image())
             self._redraws += 1
+            took = time.monotonic() - started
+            # the budget: drawing takes at most max_busy of the displaying thread's time
+            self._not_before = time.monotonic() + took * (1.0 - self.max_busy) / self.max_busy
         return True
+
+    def _due(self) -> bool:
+        return self._dirty and time.monotonic() >= self._not_before
 
     def _render(self, snapshot: Iterable[tuple[_Series, list[float], list[float]]]) -> None:
         rows = list(snapshot)
         panels = tuple(dict.fromkeys(s.panel for s, _, _ in rows))
         if panels != self._panels:
             self._layout(panels)
+        relayout = self._layout_pending or self._redraws % 20 == 0
         touched: set[str] = set()
         for series, xs, ys in rows:
             ax = self._axes[series.panel]
@@ -329,7 +349,9 @@ class LivePlot:
                 (series.line,) = ax.plot(
                     xs, ys, label=series.name, marker=series.marker, linestyle=series.linestyle
                 )
-                ax.legend(loc="upper left", fontsize="small")
+                # outside, right of the axes: never over the data, no costly "best" placement
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+                relayout = True
             else:
                 series.line.set_data(xs, ys)
             touched.add(series.panel)
@@ -337,6 +359,17 @@ class LivePlot:
             ax = self._axes[panel]
             ax.relim()
             ax.autoscale_view()
+        if relayout:
+            self._freeze_layout()
+
+    def _freeze_layout(self) -> None:
+        """Lay the figure out (constrained layout) once, then keep that layout: running the layout
+        engine on every redraw would double the cost of each. Done when panels or legends change
+        and every 20 redraws (tick labels change width as prices move)."""
+        self.fig.set_layout_engine("constrained")
+        self.fig.draw_without_rendering()
+        self.fig.set_layout_engine("none")
+        self._layout_pending = False
 
     def _layout(self, panels: tuple[str, ...]) -> None:
         self.fig.clear()
@@ -345,6 +378,7 @@ class LivePlot:
         if self._figsize is None:
             self.fig.set_size_inches(9.0, max(2.6, 2.2 * len(panels)))
         self._axes = {}
+        self._layout_pending = True
         with self._lock:
             for series in self._series.values():
                 series.line = None
@@ -388,7 +422,8 @@ class LivePlot:
 
         def tick(_state: Any) -> None:
             try:
-                self.redraw()
+                if self._due():
+                    self.redraw()
             except Exception:  # a failed redraw must not kill the timer or the kernel's loop
                 _LOGGER.exception("live plot redraw failed")
 
@@ -412,7 +447,8 @@ class LivePlot:
             if remaining <= 0:
                 break
             pause.wait(min(self.interval, remaining))
-            self.redraw()
+            if self._due():
+                self.redraw()
         self.redraw()
 
     async def wait(self, seconds: float, until: Callable[[LivePlot], bool] | None = None) -> None:
@@ -424,7 +460,8 @@ class LivePlot:
             if remaining <= 0:
                 break
             await asyncio.sleep(min(self.interval, remaining))
-            self.redraw()
+            if self._due():
+                self.redraw()
         self.redraw()
 
     def stop(self) -> None:

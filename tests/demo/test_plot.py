@@ -19,7 +19,6 @@ from rxibkr.client import IbkrWsClient
 from rxibkr.models import MarketDataUpdate, Quote
 from rxibkr.plot import LivePlot, live_plot
 from rxibkr.protocol import decode
-from rxibkr.streams import streams_of
 from rxibkr.testing import frames
 
 
@@ -61,17 +60,19 @@ def test_numbers_mappings_and_markers_share_a_panel() -> None:
     prices: Subject[float] = Subject()
     signals: Subject[dict[str, Any]] = Subject()
     plot.feed(prices, "mid", label="AAPL", panel="AAPL")
-    plot.feed(signals, "price", label="buy", panel="AAPL", marker="^", linestyle="")
+    plot.feed(signals, "price", name="buy", panel="AAPL", marker="^", linestyle="")
     for p in (1.0, 2.0, float("nan"), 3.0):
         prices.on_next(p)
     signals.on_next({"price": 2.0, "side": "BUY"})
     signals.on_next({"price": None})  # skipped
     plot.redraw()
     assert plot.data["AAPL mid"].y == (1.0, 2.0, 3.0)  # NaN skipped
-    assert plot.data["buy price"].y == (2.0,)
+    assert plot.data["buy"].y == (2.0,)
     (ax,) = plot.fig.axes
-    buy = next(line for line in ax.get_lines() if line.get_label() == "buy price")
+    buy = next(line for line in ax.get_lines() if line.get_label() == "buy")
     assert buy.get_marker() == "^" and buy.get_linestyle() == "None"
+    with pytest.raises(ValueError, match="single field"):
+        plot.feed(signals, ("a", "b"), name="x")
     plot.stop()
 
 
@@ -110,7 +111,8 @@ def test_a_failing_source_is_reported_not_raised() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"), [({"interval": 0}, "interval"), ({"max_points": 0}, "max_points")]
+    ("kwargs", "message"),
+    [({"interval": 0}, "interval"), ({"max_points": 0}, "max_points"), ({"max_busy": 0}, "max_busy")],
 )
 def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -131,22 +133,27 @@ def test_in_an_asyncio_loop_it_redraws_in_the_background_on_the_loop_thread() ->
 
         plot.redraw = spy  # type: ignore[method-assign]
 
+        done = threading.Event()
+
         def reader() -> None:
-            for i in range(50):
+            i = 0
+            while not done.wait(0.005):
                 source.on_next(float(i))
-                time.sleep(0.005)
+                i += 1
 
         thread = threading.Thread(target=reader, name="fake-reader")
         thread.start()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while plot.redraws < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # the cell "returned": only the loop's timer draws
+        redraws = plot.redraws
+        done.set()
         thread.join(5)
         plot.stop()
+        assert redraws >= 3
         return plot, drew_on
 
     plot, drew_on = asyncio.run(main())
-    assert plot.redraws >= 3
     assert drew_on == {threading.current_thread().name}  # never the reader thread
     assert not plot.background
 
@@ -162,8 +169,7 @@ def test_live_quotes_from_the_simulator(sim: Any) -> None:
     client = IbkrWsClient(url=sim.ws_url, cacert=sim.cacert, account_id=sim.account)
     try:
         assert client.start()
-        streams = streams_of(client)
-        quotes = reactivex.merge(streams.market_data(265598), streams.market_data(4815747)).pipe(
+        quotes = reactivex.merge(client.market_data(265598), client.market_data(4815747)).pipe(
             rxo.snapshots()
         )
         with live_plot(quotes, interval=0.1, display=False) as plot:
