@@ -99,6 +99,7 @@ class WireEvent(NamedTuple):
     direction: str
     data: bytes | str | None
     connection: int
+    code: int | None = None  # the close code, for "close" events
 
 
 def _is_heartbeat(message: Message) -> bool:
@@ -272,6 +273,7 @@ class IbkrWsClient:
         self._attempts = 0
         self._starting = False
         self._ready = threading.Event()  # set when AUTHENTICATED or FAILED while start() waits
+        self._start_confirmed = False  # the session was confirmed since start() was called
         self._subs: dict[str, Subscription] = {}
         self._awaiting: dict[str, Subscription] = {}  # read by the reader thread: membership only
         self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], Subscription] = {}
@@ -399,12 +401,13 @@ class IbkrWsClient:
         if self._shut_down:
             raise RuntimeError("this client was shut down; create a new one")
         self._ready.clear()
+        self._start_confirmed = False
         self._post(self._start)
         if self._virtual or self._on_control_thread():
             return self.ready
         bound = self._timeout * self._max_connection_attempts
         self._ready.wait(bound)
-        if self.ready:
+        if self._start_confirmed:  # confirmed, even if the connection has dropped again since
             return True
         _LOGGER.warning("start(): no confirmed session within %.1f s; giving up", bound)
         self._call(self._give_up)
@@ -637,7 +640,7 @@ class IbkrWsClient:
         self, connection: Connection, code: int | None, reason: str, error: BaseException | None
     ) -> None:
         if self._wire._observers:
-            self._wire.on_next(WireEvent("close", None, connection.id))
+            self._wire.on_next(WireEvent("close", None, connection.id, code))
         if self._running or connection is self._conn:  # after shutdown/give-up: nothing to handle
             self._post(self._on_closed, connection, code, reason, error)
 
@@ -647,6 +650,7 @@ class IbkrWsClient:
     def _start(self) -> None:
         if self._running and self._state.value not in (ConnectionState.FAILED, ConnectionState.STOPPED):
             if self.ready:
+                self._start_confirmed = True
                 self._ready.set()
             return
         self._running = True
@@ -666,8 +670,12 @@ class IbkrWsClient:
             cookie_provider=self._cookie if self._rest is not None else None,
         )
         self._conn_opened = False
-        self._conn = self._transport.open(options, self)
-        self._threads_to_join = [c for c in self._threads_to_join if not c.join(0)] + [self._conn]
+        connection = self._transport.open(options, self)
+        self._conn = connection
+        self._threads_to_join = [c for c in self._threads_to_join if not c.join(0)] + [connection]
+        start = getattr(connection, "start", None)
+        if callable(start):  # an unstarted connection: no callback can come before self._conn is set
+            start()
 
     def _cookie(self) -> str | None:
         """Runs on the reader thread before the handshake: ``api={"session": "<id>"}`` from tickle."""
@@ -919,6 +927,7 @@ class IbkrWsClient:
         self._starting = False
         self._auth_poll_attempt = 0
         self._set_state(ConnectionState.AUTHENTICATED)
+        self._start_confirmed = True
         self._ready.set()
         connection = self._conn
         scheduler = self._scheduler

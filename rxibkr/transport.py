@@ -67,7 +67,12 @@ class ConnectOptions:
 
 
 class Transport(Protocol):
-    """Opens connections; replaced by fakes in tests and by ``ReplayTransport`` for replay."""
+    """Opens connections; replaced by fakes in tests and by ``ReplayTransport`` for replay.
+
+    ``open`` must not call the listener before it returns. A connection may instead come back
+    unstarted with a ``start()`` method, which the client calls once it has recorded the connection
+    (the websocket-client transport does this: its reader thread starts there).
+    """
 
     def open(self, options: ConnectOptions, listener: TransportListener) -> Connection: ...
 
@@ -251,9 +256,8 @@ class WebSocketTransport:
     """The default transport: websocket-client's low-level ``WebSocket`` on a reader thread of our own."""
 
     def open(self, options: ConnectOptions, listener: TransportListener) -> Connection:
-        connection = _WebSocketConnection(options, listener)
-        connection.start()
-        return connection
+        """An unstarted connection: the client records it, then calls ``start()``."""
+        return _WebSocketConnection(options, listener)
 
 
 def is_tls_verification_error(error: BaseException | None) -> bool:
