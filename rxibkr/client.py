@@ -894,6 +894,14 @@ class IbkrWsClient:
                     self._server_ids.setdefault(IbkrWsKey.MARKET_HISTORY, {})[str(server_id)] = int(conid)  # type: ignore[arg-type]
                 except (TypeError, ValueError):
                     pass
+                channel = message.channel
+                if channel is not None and not any(
+                    sub.match_channel == channel for sub in self._subs.values()
+                ):
+                    # a reply to a history disposed before it came: free the gateway's slot now
+                    self._send(rq.unsubscribe_market_history(str(server_id)))
+                    self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {}).pop(str(server_id), None)
+                    return
             self._confirm_from_frame(message)
 
     def _on_topicless(self, message: Message, data: Mapping[str, Any]) -> None:
@@ -1249,6 +1257,11 @@ class IbkrWsClient:
     ) -> None:
         _LOGGER.warning("%s: %s", kind.value, message)
         self._errors.on_next(ErrorEvent(kind, message, exception, payload))
+
+    def report_error(self, exception: BaseException, payload: Any = None) -> None:
+        """Put an exception raised by user code on another thread (an operator, a callback) on
+        ``client.errors`` as an OBSERVER_ERROR, as the client does for observers it calls itself."""
+        self._on_observer_error(exception, payload)
 
     def _on_observer_error(self, exc: BaseException, value: Any) -> None:
         _LOGGER.error("an observer raised %r; the stream goes on", exc)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reactivex import abc
+from reactivex.disposable import Disposable
 
 from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
 
@@ -85,9 +86,15 @@ class Subscription(abc.DisposableBase):
         self._settled.wait(timeout)
         return self.active
 
-    def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> None:
-        """Call ``listener`` (on the control scheduler) each time the status changes."""
+    def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
+        """Call ``listener`` (on the control scheduler) each time the status changes; dispose to stop."""
         self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return Disposable(remove)
 
     def dispose(self) -> None:
         self._client._dispose_subscription(self)

@@ -18,6 +18,10 @@ class IbkrWsKey(Enum):
     SYSTEM, NOTIFICATIONS.
     """
 
+    # Members are singletons compared by identity: hash them by identity too, in C. (Enum's own
+    # __hash__ is Python code hashing the name; the client looks keys up several times per frame.)
+    __hash__ = object.__hash__
+
     # solicited (subscription based)
     ACCOUNT_SUMMARY = "ACCOUNT_SUMMARY"
     ACCOUNT_LEDGER = "ACCOUNT_LEDGER"

@@ -316,3 +316,32 @@ def test_shutdown_unsubscribes_and_completes_streams() -> None:
     assert transport.texts()[-1] == "umd+265598+{}"
     assert completed == [True]
     assert client.state.value is ConnectionState.STOPPED
+
+
+def test_history_disposed_before_its_reply_still_frees_the_slot() -> None:
+    client, transport, _ = started()
+    history = client.subscribe("mh+265598", {"period": "1d", "bar": "1h"})
+    history.dispose()  # before the reply: the server id is not known yet
+    transport.receive({"topic": "smh+265598", "serverId": "991", "data": []})
+    assert transport.texts()[-1] == "umh+991"
+    assert client.server_ids(IbkrWsKey.MARKET_HISTORY) is None
+
+
+def test_report_error_puts_foreign_exceptions_on_errors() -> None:
+    client, _, _ = started()
+    errors: list[Any] = []
+    client.errors.subscribe(errors.append)
+    client.report_error(ValueError("from a worker thread"), payload="ctx")
+    assert [e.kind for e in errors] == [ErrorKind.OBSERVER_ERROR]
+    assert errors[0].payload == "ctx"
+
+
+def test_status_listener_can_be_removed() -> None:
+    client, transport, _ = started()
+    sub = client.subscribe("md+265598", {"fields": ["31"]})
+    seen: list[SubscriptionStatus] = []
+    handle = sub.on_status(seen.append)
+    transport.receive(smd(265598))
+    handle.dispose()
+    sub.dispose()
+    assert seen == [SubscriptionStatus.ACTIVE]
