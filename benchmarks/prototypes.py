@@ -113,9 +113,12 @@ def framing_read_loop(self: Any, ws: websocket.WebSocket) -> tuple[int | None, s
                             fragment_op = opcode
                         fragments.append(payload)
                         if b1 & 0x80:
-                            data = b"".join(fragments)
+                            joined = b"".join(fragments)
                             fragments.clear()
-                            on_frame(self, data if fragment_op == 0x2 else data.decode("utf-8", "replace"))
+                            if fragment_op == 0x1:
+                                on_frame(self, joined.decode("utf-8", "replace"))
+                            else:
+                                on_frame(self, joined)
                     elif opcode == 0x9:
                         ws.pong(payload)
                     elif opcode == 0xA:
