@@ -11,8 +11,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rxibkr import operators
+    from rxibkr.aio import QueueOverflowError, aiter, on_loop
     from rxibkr.client import UNDEFINED, IbkrWsClient, WireEvent
     from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+    from rxibkr.models import (
+        AuthStatus,
+        Bar,
+        Bulletin,
+        Execution,
+        History,
+        Ladder,
+        LadderRow,
+        LedgerRow,
+        MarketDataUpdate,
+        Notification,
+        OrderUpdate,
+        PnlRow,
+        Quote,
+        SummaryItem,
+    )
     from rxibkr.protocol import (
         IbkrSubscriptionProcessor,
         IbkrWsKey,
@@ -25,6 +43,7 @@ if TYPE_CHECKING:
     from rxibkr.record import Recorder, Recording, ReplayTransport
     from rxibkr.session import IbkrSession, SessionError
     from rxibkr.sim import GatewaySimulator
+    from rxibkr.streams import HistoryLimitError, TypedStreams, streams_of
     from rxibkr.subscriptions import Subscription, SubscriptionStatus
 
 __version__ = "0.1.0"
@@ -52,22 +71,58 @@ _EXPORTS: dict[str, str] = {
     "GatewaySimulator": "rxibkr.sim",
     "Subscription": "rxibkr.subscriptions",
     "SubscriptionStatus": "rxibkr.subscriptions",
+    "MarketDataUpdate": "rxibkr.models",
+    "Quote": "rxibkr.models",
+    "Bar": "rxibkr.models",
+    "History": "rxibkr.models",
+    "OrderUpdate": "rxibkr.models",
+    "Execution": "rxibkr.models",
+    "PnlRow": "rxibkr.models",
+    "SummaryItem": "rxibkr.models",
+    "LedgerRow": "rxibkr.models",
+    "Ladder": "rxibkr.models",
+    "LadderRow": "rxibkr.models",
+    "Notification": "rxibkr.models",
+    "Bulletin": "rxibkr.models",
+    "AuthStatus": "rxibkr.models",
+    "TypedStreams": "rxibkr.streams",
+    "streams_of": "rxibkr.streams",
+    "HistoryLimitError": "rxibkr.streams",
+    "aiter": "rxibkr.aio",
+    "on_loop": "rxibkr.aio",
+    "QueueOverflowError": "rxibkr.aio",
 }
+_SUBMODULES = frozenset({"operators", "protocol", "testing", "sim", "record", "plot"})
 
 __all__ = [
     "UNDEFINED",
+    "AuthStatus",
+    "Bar",
+    "Bulletin",
     "ConnectionState",
     "ErrorEvent",
     "ErrorKind",
+    "Execution",
     "GatewaySimulator",
+    "History",
+    "HistoryLimitError",
     "IbkrSession",
     "IbkrSubscriptionProcessor",
     "IbkrWsClient",
     "IbkrWsKey",
+    "Ladder",
+    "LadderRow",
+    "LedgerRow",
+    "MarketDataUpdate",
     "Message",
     "MessageKind",
+    "Notification",
+    "OrderUpdate",
+    "PnlRow",
     "QueueAccessor",
     "QueueController",
+    "QueueOverflowError",
+    "Quote",
     "Recorder",
     "Recording",
     "ReplayTransport",
@@ -75,13 +130,21 @@ __all__ = [
     "Subscription",
     "SubscriptionProcessor",
     "SubscriptionStatus",
+    "SummaryItem",
+    "TypedStreams",
     "WireEvent",
     "__version__",
+    "aiter",
     "decode",
+    "on_loop",
+    "operators",
+    "streams_of",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"rxibkr.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'rxibkr' has no attribute {name!r}")
