@@ -35,7 +35,6 @@ from rxibkr import operators as rxo
 from rxibkr.client import IbkrWsClient
 from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.models import Quote
-from rxibkr.streams import streams_of
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ")
 """What the demo shows when no instrument is named (all in the simulator's universe)."""
@@ -646,7 +645,7 @@ def _run(options: DemoOptions, out: TextIO) -> int:
             board = QuoteBoard(instruments)
             stack.enter_context(client.state.subscribe(board.on_state))
             stack.enter_context(client.errors.subscribe(board.on_error))
-            quotes = reactivex.merge(*(streams_of(client).market_data(i.conid) for i in instruments)).pipe(
+            quotes = reactivex.merge(*(client.market_data(i.conid) for i in instruments)).pipe(
                 rxo.snapshots()
             )
             stack.enter_context(quotes.subscribe(board.on_quote))
