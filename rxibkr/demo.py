@@ -474,7 +474,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gateway.add_argument(
         "--cacert",
         default=None,
-        metavar="PATH",
+        metavar="PEM",
         help="PEM file with the gateway's CA certificate, for TLS verification (default: the system's CAs)",
     )
     gateway.add_argument(
@@ -691,7 +691,7 @@ def _failure(errors: Sequence[ErrorEvent]) -> str:
     error = telling[-1]
     text = str(error)
     if error.kind is ErrorKind.TLS:
-        text += " (demo: --cacert PATH names the gateway's CA certificate; --insecure skips verification)"
+        text += " (demo: --cacert PEM names the gateway's CA certificate; --insecure skips verification)"
     elif len(telling) < len(errors):
         text += " (gave up after 3 attempts)"
     return text
