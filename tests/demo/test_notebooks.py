@@ -138,3 +138,62 @@ def test_resilience(tmp_path: Path) -> None:
     assert {"connection_lost", "watchdog", "authentication"} <= set(summary["error_kinds"])
     assert summary["quotes"] > 20
     assert len(pngs(nb)) == 1  # the timeline
+
+
+def test_live_plot_keeps_redrawing_while_the_kernel_is_idle() -> None:
+    """What JupyterLab sees after the cell returned: display updates (routed by display id) from the
+    timer on the kernel's event loop, and a kernel that still answers the next cell."""
+    import queue
+    import time
+
+    from jupyter_client.manager import KernelManager
+
+    specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+    manager = KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        setup = client.execute(
+            "from rxibkr import IbkrWsClient\n"
+            "from rxibkr import operators as rxo\n"
+            "from rxibkr.plot import live_plot\n"
+            "from rxibkr.sim import GatewaySimulator\n"
+            "sim = GatewaySimulator(md_interval=0.05, heartbeat_interval=0.5).start()\n"
+            "client = IbkrWsClient(url=sim.ws_url, cacert=sim.cacert, account_id=sim.account)\n"
+            "assert client.start()\n"
+            "plot = live_plot(client.market_data(265598).pipe(rxo.snapshots()), interval=0.2)\n"
+        )
+        display_id = None
+        while True:
+            msg = client.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != setup:
+                continue
+            if msg["msg_type"] == "error":
+                pytest.fail("\n".join(msg["content"]["traceback"]))
+            if msg["msg_type"] == "display_data":
+                display_id = msg["content"]["transient"]["display_id"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert display_id is not None
+
+        updates: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while len(updates) < 3 and time.monotonic() < deadline:  # no cell is running now
+            try:
+                msg = client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if msg["msg_type"] == "update_display_data":
+                updates.append(msg["content"])
+        assert len(updates) >= 3
+        assert all(u["transient"]["display_id"] == display_id and "image/png" in u["data"] for u in updates)
+
+        reply = client.execute_interactive("print(plot.redraws)", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        reply = client.execute_interactive("plot.stop(); client.shutdown(); sim.stop()", timeout=30)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
