@@ -207,6 +207,27 @@ class IbkrWsClient:
             raise ValueError(f"subscription_retries: expected at least 1, got {self._subscription_retries!r}")
         if max_connection_attempts < 1:
             raise ValueError(f"max_connection_attempts: expected at least 1, got {max_connection_attempts!r}")
+        for name, interval in (
+            ("tic_interval", tic_interval),
+            ("tickle_interval", tickle_interval),
+            ("md_renewal_interval", md_renewal_interval),
+        ):  # a negative period would make a timer fire in a tight loop on the control thread
+            if interval is not None and not (isinstance(interval, int | float) and interval >= 0):
+                raise ValueError(f"{name}: expected seconds > 0, or None (or 0) to disable, got {interval!r}")
+        if not (
+            isinstance(reconnect_backoff, tuple | list)
+            and len(reconnect_backoff) == 2
+            and all(isinstance(v, int | float) for v in reconnect_backoff)
+            and 0 < reconnect_backoff[0] <= reconnect_backoff[1]
+        ):
+            raise ValueError(
+                "reconnect_backoff: expected (first, max) seconds with 0 < first <= max, "
+                f"got {reconnect_backoff!r}"
+            )
+        if max_reconnect_attempts is not None and max_reconnect_attempts < 1:
+            raise ValueError(
+                f"max_reconnect_attempts: expected at least 1, or None, got {max_reconnect_attempts!r}"
+            )
         self._restart_on_close = restart_on_close
         self._restart_on_critical = restart_on_critical
         self._max_connection_attempts = max_connection_attempts
