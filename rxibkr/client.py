@@ -516,9 +516,10 @@ class IbkrWsClient:
         processor = subscription_processor if subscription_processor is not None else self._processor
         if self._shut_down:
             raise RuntimeError("this client was shut down; create a new one")
-        sub: Subscription = self._call(
-            self._subscribe, channel, dict(data) if data is not None else None, confirm, processor
-        )
+        data = dict(data) if data is not None else None
+        # bad data (not JSON) fails here, at the call, before anything is stored and resent on reconnects
+        processor.make_subscribe_payload(channel, data)
+        sub: Subscription = self._call(self._subscribe, channel, data, confirm, processor)
         if self._should_wait(wait) and sub.status is SubscriptionStatus.PENDING and self._running:
             sub.wait(self._subscription_timeout * (self._subscription_retries + 1))
         return sub
@@ -1079,7 +1080,19 @@ class IbkrWsClient:
     def _send_subscribe_now(self, sub: Subscription) -> None:
         if self._subs.get(sub.channel) is not sub or not self.ready:
             return
-        payload = sub.processor.make_subscribe_payload(sub.channel, sub.data)
+        try:
+            payload = sub.processor.make_subscribe_payload(sub.channel, sub.data)
+        except Exception as exc:  # data changed by modify_subscription, a failing custom processor
+            sub.cancel_retry()
+            self._awaiting.pop(sub.match_channel, None)
+            sub.set_status(SubscriptionStatus.FAILED)
+            self._report(
+                ErrorKind.SUBSCRIPTION_FAILED,
+                f"cannot build the subscribe payload of {sub.channel!r}: {exc}",
+                exc,
+                payload=sub,
+            )
+            return
         if not self._send(payload):
             return
         if not sub.needs_confirmation:
