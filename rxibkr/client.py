@@ -102,6 +102,19 @@ class WireEvent(NamedTuple):
     code: int | None = None  # the close code, for "close" events
 
 
+def _public_url(url: str) -> str:
+    """``url`` for logs and messages: the values of its query parameters (an OAuth ``oauth_token``, a
+    ``bearer_token``) replaced by ``***``."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    return (
+        base
+        + "?"
+        + "&".join(k + ("=***" if eq else "") for k, eq, _ in (p.partition("=") for p in query.split("&")))
+    )
+
+
 def _is_heartbeat(message: Message) -> bool:
     data = message.data
     return data is not None and "hb" in data
@@ -166,6 +179,7 @@ class IbkrWsClient:
         if not isinstance(env_url, str) or not env_url.startswith(("ws://", "wss://")):
             raise ValueError(f"url: expected a ws:// or wss:// URL, got {env_url!r}")
         self._url: str = env_url
+        self._public_url = _public_url(env_url)  # tokens in the query never reach a log or a message
         self._log_raw = (
             cfg.env_bool("RXIBKR_WS_LOG_RAW_MESSAGES", False)
             if isinstance(log_raw_messages, cfg.Unset)
@@ -758,7 +772,7 @@ class IbkrWsClient:
         if is_tls_verification_error(error):
             self._report(
                 ErrorKind.TLS,
-                f"TLS verification failed for {self._url}: {error}. Check cacert (the gateway's CA "
+                f"TLS verification failed for {self._public_url}: {error}. Check cacert (the gateway's CA "
                 "certificate) or pass cacert=False to disable verification.",
                 error,
             )
@@ -778,7 +792,9 @@ class IbkrWsClient:
             self._set_state(ConnectionState.RECONNECTING)
             self._schedule_reconnect(failed_attempt=False)
         else:
-            self._report(ErrorKind.CONNECTION_ERROR, f"connect to {self._url} failed: {error!r}", error)
+            self._report(
+                ErrorKind.CONNECTION_ERROR, f"connect to {self._public_url} failed: {error!r}", error
+            )
             self._set_state(ConnectionState.RECONNECTING)
             self._schedule_reconnect(failed_attempt=True)
 
@@ -1558,7 +1574,7 @@ class IbkrWsClient:
         self.shutdown()
 
     def __repr__(self) -> str:
-        return f"IbkrWsClient({self._url!r}, state={self._state.value.value})"
+        return f"IbkrWsClient({self._public_url!r}, state={self._state.value.value})"
 
 
 __all__ = ["UNDEFINED", "IbkrWsClient", "SessionError", "WireEvent"]
