@@ -67,3 +67,15 @@ def test_rows_are_selectable_by_number_or_name() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
     )
     assert out.stdout.split("\n")[0] == "['observe', 'latency'] ['memory', 'churn'] ceiling"
+
+
+def test_dispatch_micro_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_dispatch", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "on_frame+dispatch" in out.stdout and "ns/frame" in out.stdout

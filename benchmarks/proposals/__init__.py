@@ -1,0 +1,1 @@
+"""Proposed hot-path diffs and the script that regenerates them from the prototypes."""
