@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import random
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, TypeVar, cast
@@ -100,6 +101,21 @@ class WireEvent(NamedTuple):
     data: bytes | str | None
     connection: int
     code: int | None = None  # the close code, for "close" events
+
+
+_ACCOUNT_ID = re.compile(r"\b(DUO|D?[UFI])(\d{2,})(\d{3})\b")  # U1234567, DU1234567, DUO873728, F..., DF...
+
+
+def mask_account_ids(text: str, accounts: Iterable[str | None] = ()) -> str:
+    """``text`` with account ids masked for logs: ``DU1234567`` -> ``DU***567``.
+
+    Masks IBKR's account forms (``U``, ``DU``, ``DUO``, ``F``, ``DF``, ``I`` followed by digits) and each
+    of ``accounts`` (the configured account id, whatever its shape).
+    """
+    for account in accounts:
+        if account and account in text:
+            text = text.replace(account, account[:2] + "***" + account[-3:] if len(account) > 5 else "***")
+    return _ACCOUNT_ID.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
 
 
 def _public_url(url: str) -> str:
@@ -652,7 +668,7 @@ class IbkrWsClient:
             self._wire.on_next(WireEvent("in", data, connection.id))
         self._frames.on_next(data)
         if self._log_raw:
-            _LOGGER.debug("recv: %s", self._redact(data))
+            _LOGGER.debug("recv: %s", self._for_log(data))
         message = decode(data)
         key = message.key
         self._subjects[key].on_next(message)  # type: ignore[index]
@@ -1128,7 +1144,7 @@ class IbkrWsClient:
         if sub.attempts < self._subscription_retries:
             _LOGGER.info(
                 "no confirmation for %s; re-sending (%d/%d)",
-                sub.channel,
+                self._for_log(sub.channel),
                 sub.attempts + 1,
                 self._subscription_retries,
             )
@@ -1281,7 +1297,7 @@ class IbkrWsClient:
         if connection is None:
             return False
         if self._log_raw:
-            _LOGGER.debug("send: %s", self._redact(payload))
+            _LOGGER.debug("send: %s", self._for_log(payload))
         try:
             connection.send(payload)
         except ConnectionClosedError as exc:
@@ -1297,6 +1313,10 @@ class IbkrWsClient:
             text = text.replace(self._session_id, "<session>")
         return text
 
+    def _for_log(self, data: bytes | str) -> str:
+        """Text for the log: session id redacted, account ids masked."""
+        return mask_account_ids(self._redact(data), (self._account_id,))
+
     def _set_state(self, state: ConnectionState) -> None:
         if self._state.value is not state:
             _LOGGER.info("state: %s", state.value)
@@ -1305,7 +1325,7 @@ class IbkrWsClient:
     def _report(
         self, kind: ErrorKind, message: str, exception: BaseException | None = None, payload: Any = None
     ) -> None:
-        _LOGGER.warning("%s: %s", kind.value, message)
+        _LOGGER.warning("%s: %s", kind.value, self._for_log(message))
         self._errors.on_next(ErrorEvent(kind, message, exception, payload))
 
     def report_error(self, exception: BaseException, payload: Any = None) -> None:
@@ -1319,7 +1339,9 @@ class IbkrWsClient:
 
     @staticmethod
     def _on_errors_observer_error(exc: BaseException, value: Any) -> None:
-        _LOGGER.error("an observer of client.errors raised %r while handling %s", exc, value)
+        _LOGGER.error(
+            "an observer of client.errors raised %r while handling %s", exc, mask_account_ids(str(value))
+        )
 
     def _now(self) -> float:
         return self._scheduler.now.timestamp()
@@ -1577,4 +1599,4 @@ class IbkrWsClient:
         return f"IbkrWsClient({self._public_url!r}, state={self._state.value.value})"
 
 
-__all__ = ["UNDEFINED", "IbkrWsClient", "SessionError", "WireEvent"]
+__all__ = ["UNDEFINED", "IbkrWsClient", "SessionError", "WireEvent", "mask_account_ids"]
