@@ -19,8 +19,9 @@ Each connection is configured by the query string of its upgrade request
 
 Every connection first gets the greeting the client waits for (a ``system`` success frame and an
 ``sts`` authenticated frame, as binary frames). Pings are answered with pongs; a close frame is
-answered and ends the connection. The process binds 127.0.0.1 only and ends by itself: after
-``--lifetime`` seconds, or as soon as its parent process is gone.
+answered and ends the connection. With ``--certfile``/``--keyfile`` it serves ``wss://`` instead.
+The process binds 127.0.0.1 only and ends by itself: after ``--lifetime`` seconds, or as soon as its
+parent process is gone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import argparse
 import base64
 import hashlib
 import os
+import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -149,8 +152,9 @@ def accept_key(key: str) -> str:
 # one connection
 # ---------------------------------------------------------------------------------------------------
 class _Connection:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
         self.sock = sock
+        self.tls = tls
         self.write_lock = threading.Lock()
         self.closed = threading.Event()
         self.streaming = False
@@ -163,15 +167,45 @@ class _Connection:
             return False
         try:
             with self.write_lock:
-                self.sock.sendall(data)
+                if self.tls is None:
+                    self.sock.sendall(data)
+                    return True
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[self.sock.send(view) :]
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                        if self.closed.is_set():
+                            return False
+                        select.select([], [self.sock], [], 1.0)
             return True
         except OSError:
             self.closed.set()
             return False
 
+    def _recv(self) -> bytes:
+        if self.tls is None:
+            return self.sock.recv(65536)
+        # TLS: one SSL object must not be used by two threads at once. The socket is non-blocking:
+        # wait for data outside the write lock, read under it, never wait while holding it.
+        sock = self.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        while True:
+            if not sock.pending():
+                readable, _, _ = select.select([sock], [], [], 1.0)
+                if not readable:
+                    continue
+            with self.write_lock:
+                try:
+                    return sock.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    continue
+                except ssl.SSLZeroReturnError:
+                    return b""
+
     def _read_exact(self, n: int) -> bytes:
         while len(self._buffer) < n:
-            chunk = self.sock.recv(65536)
+            chunk = self._recv()
             if not chunk:
                 raise ConnectionError("peer closed")
             self._buffer += chunk
@@ -181,6 +215,9 @@ class _Connection:
     # -- lifecycle ----------------------------------------------------------------------------------
     def run(self) -> None:
         try:
+            if self.tls is not None:
+                self.sock = self.tls.wrap_socket(self.sock, server_side=True)
+                self.sock.setblocking(False)  # see _recv and write
             if not self._handshake():
                 return
             for payload in GREETING:
@@ -200,7 +237,7 @@ class _Connection:
 
     def _handshake(self) -> bool:
         while b"\r\n\r\n" not in self._buffer:
-            chunk = self.sock.recv(65536)
+            chunk = self._recv()
             if not chunk or len(self._buffer) > 65536:
                 return False
             self._buffer += chunk
@@ -306,8 +343,20 @@ class _Connection:
 # ---------------------------------------------------------------------------------------------------
 # the server
 # ---------------------------------------------------------------------------------------------------
-def serve(port: int = 0, lifetime: float = 900.0, announce: Callable[[int], None] | None = None) -> None:
-    """Serve until ``lifetime`` seconds have passed or the parent process is gone."""
+def serve(
+    port: int = 0,
+    lifetime: float = 900.0,
+    announce: Callable[[int], None] | None = None,
+    tls: tuple[str, str] | None = None,
+) -> None:
+    """Serve until ``lifetime`` seconds have passed or the parent process is gone.
+
+    ``tls``: (certificate chain file, key file) to serve ``wss://`` instead of ``ws://``.
+    """
+    context: ssl.SSLContext | None = None
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
     deadline = time.monotonic() + lifetime
     parent = os.getppid()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -325,7 +374,7 @@ def serve(port: int = 0, lifetime: float = 900.0, announce: Callable[[int], None
                 continue
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_Connection(sock).run, daemon=True).start()
+            threading.Thread(target=_Connection(sock, context).run, daemon=True).start()
     finally:
         listener.close()
 
@@ -337,14 +386,16 @@ class FirehoseProcess:
     killed if it does not stop), and ends by itself after ``lifetime`` seconds anyway.
     """
 
-    def __init__(self, lifetime: float = 900.0) -> None:
+    def __init__(self, lifetime: float = 900.0, tls: tuple[str, str] | None = None) -> None:
         self.lifetime = lifetime
+        self.tls = tls
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> FirehoseProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, "-u", os.path.abspath(__file__), "--lifetime", str(self.lifetime)],
+            [sys.executable, "-u", os.path.abspath(__file__), "--lifetime", str(self.lifetime)]
+            + (["--certfile", self.tls[0], "--keyfile", self.tls[1]] if self.tls else []),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -359,7 +410,8 @@ class FirehoseProcess:
 
     def url(self, **params: object) -> str:
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        return f"ws://{HOST}:{self.port}{PATH}" + (f"?{query}" if query else "")
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{HOST}:{self.port}{PATH}" + (f"?{query}" if query else "")
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -383,13 +435,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before the server exits")
+    parser.add_argument("--certfile", help="certificate chain (PEM): serve wss://")
+    parser.add_argument("--keyfile", help="private key (PEM) of --certfile")
     args = parser.parse_args(argv)
 
     def announce(port: int) -> None:
         print(f"PORT {port}", flush=True)
 
     try:
-        serve(args.port, args.lifetime, announce)
+        tls = (args.certfile, args.keyfile or args.certfile) if args.certfile else None
+        serve(args.port, args.lifetime, announce, tls)
     except KeyboardInterrupt:
         pass
     sys.stdout.flush()

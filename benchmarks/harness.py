@@ -14,8 +14,11 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import shutil
 import socket
+import ssl
 import statistics
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -201,12 +204,58 @@ def burst_url(firehose: fh.FirehoseProcess, total: int, hb: int = HEARTBEAT_SECO
 
 
 # ---------------------------------------------------------------------------------------------------
+# TLS material (the wss rows only)
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate for 127.0.0.1 (chain and key, for the firehose) and the CA that signed it."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+def tls_files(directory: str) -> TlsFiles | None:
+    """Make a throwaway CA and certificate in ``directory``: with trustme when installed (the
+    ``sim``/``dev`` extras), else with the ``openssl`` command; None when neither is there."""
+    cert, key, ca = (os.path.join(directory, name) for name in ("cert.pem", "key.pem", "ca.pem"))
+    try:
+        trustme = importlib.import_module("trustme")
+    except ImportError:
+        trustme = None
+    if trustme is not None:
+        authority = trustme.CA()
+        issued = authority.issue_cert(fh.HOST)
+        issued.cert_chain_pems[0].write_to_path(cert)
+        issued.private_key_pem.write_to_path(key)
+        authority.cert_pem.write_to_path(ca)
+        return TlsFiles(cert, key, ca)
+    if shutil.which("openssl") is None:
+        return None
+    command = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", key, "-out", cert, "-subj", f"/CN={fh.HOST}",
+        "-addext", f"subjectAltName=IP:{fh.HOST}", "-addext", "basicConstraints=critical,CA:TRUE",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, timeout=60)
+    if done.returncode != 0:
+        return None
+    shutil.copyfile(cert, ca)  # self-signed: its own CA
+    return TlsFiles(cert, key, ca)
+
+
+# ---------------------------------------------------------------------------------------------------
 # the server's write rate and the ceiling
 # ---------------------------------------------------------------------------------------------------
-def server_write_rate(firehose: fh.FirehoseProcess, total: int) -> float:
-    """Frames/s the firehose writes, read by a trivial raw-socket reader (no framing, no parsing)."""
+def server_write_rate(firehose: fh.FirehoseProcess, total: int, ca: str | None = None) -> float:
+    """Frames/s the firehose writes, read by a trivial raw-socket reader (no framing, no parsing);
+    through TLS when ``ca`` is given (the firehose then serves wss)."""
     expected = fh.greeting_size() + fh.burst_size(total)
-    with socket.create_connection((fh.HOST, firehose.port), timeout=30) as sock:
+    raw = socket.create_connection((fh.HOST, firehose.port), timeout=30)
+    sock: socket.socket = raw
+    if ca is not None:
+        sock = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname=fh.HOST)
+    with sock:
         sock.sendall(
             f"GET {fh.PATH}?mode=burst&n={total}&hb=0 HTTP/1.1\r\nHost: {fh.HOST}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -230,14 +279,19 @@ def server_write_rate(firehose: fh.FirehoseProcess, total: int) -> float:
         return total / (time.perf_counter() - t0)
 
 
-def ceiling(firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "recv") -> Sample:
+def ceiling(
+    firehose: fh.FirehoseProcess, warm: int, n: int, primitive: str = "recv", ca: str | None = None
+) -> Sample:
     """websocket-client alone: a bare ``recv()`` loop (or ``recv_data_frame``) + ``orjson.loads``.
 
     ``primitive="framing"``: no websocket-client frame parsing at all, the reference loop of the
     ``framing`` prototype (``benchmarks/prototypes.py``) with ``orjson.loads`` as its listener.
     """
     total = warm + n
-    ws = websocket.create_connection(burst_url(firehose, total), skip_utf8_validation=True, timeout=30)
+    sslopt = {"context": ssl.create_default_context(cafile=ca)} if ca is not None else None
+    ws = websocket.create_connection(
+        burst_url(firehose, total), skip_utf8_validation=True, timeout=30, sslopt=sslopt
+    )
     ws.settimeout(None)  # blocking reads, as rxibkr's reader does (a timeout adds a poll() per read)
     try:
         for _ in fh.GREETING:
@@ -341,11 +395,13 @@ def streams_available() -> str | None:
     return None
 
 
-def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int) -> Sample:
-    """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots`` or ``queue``."""
+def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int, ca: str | None = None) -> Sample:
+    """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots`` or ``queue``
+    (over wss, verified against ``ca``, when ``ca`` is given)."""
     total = warm + n
     counter = Counter(warm, total)
-    with connected_client(burst_url(firehose, total)) as client:
+    options: dict[str, Any] = {"cacert": ca} if ca is not None else {}
+    with connected_client(burst_url(firehose, total), **options) as client:
         keep: list[Any] = []
         if row == "frames":
             keep.append(client.frames.subscribe(counter.on_next))

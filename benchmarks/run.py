@@ -24,6 +24,7 @@ import argparse
 import gc
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
     "queue": ("5", "new_queue_accessor(MARKET_DATA), other thread"),
 }
 ALL_ROWS = ("ceiling", "frames", "observe", "snapshots", "queue", "latency", "memory", "churn")
+OPTIONAL_ROWS = ("tls",)
+"""Rows run only when asked for (``--rows 8`` or ``--rows tls``)."""
 ROW_NUMBERS = {
     "1": ("ceiling",),
     "2": ("frames",),
@@ -54,6 +57,7 @@ ROW_NUMBERS = {
     "5": ("queue",),
     "6": ("latency",),
     "7": ("memory", "churn"),
+    "8": ("tls",),
 }
 TARGETS = {"observe": 0.8, "snapshots": 0.5}
 LATENCY_TARGETS_MS = {1000: 1.0, 10000: 5.0}
@@ -88,6 +92,9 @@ class Results:
     latency: list[h.Latency] = field(default_factory=list)
     memory: h.Memory | None = None
     churn: h.Churn | None = None
+    tls: dict[str, h.Throughput] = field(default_factory=dict)
+    tls_write_rate: float | None = None
+    tls_error: str | None = None
     streams: str | None = None
     seconds: float = 0.0
     load_end: float = 0.0
@@ -112,6 +119,8 @@ class Results:
             "latency": [h.as_dict(x) for x in self.latency],
             "memory": h.as_dict(self.memory) if self.memory else None,
             "churn": h.as_dict(self.churn) if self.churn else None,
+            "tls": {k: h.as_dict(v) for k, v in self.tls.items()} or None,
+            "tls_write_rate": self.tls_write_rate,
             "streams": self.streams or "available",
             "seconds": self.seconds,
             "load_end": self.load_end,
@@ -135,8 +144,9 @@ def parse_rows(text: str | None) -> list[str]:
     for item in items:
         names = ROW_NUMBERS.get(item, (item,))
         for name in names:
-            if name not in ALL_ROWS:
-                raise SystemExit(f"--rows: unknown row {item!r}; use 1-7 or {', '.join(ALL_ROWS)}")
+            if name not in ALL_ROWS + OPTIONAL_ROWS:
+                known = ", ".join(ALL_ROWS + OPTIONAL_ROWS)
+                raise SystemExit(f"--rows: unknown row {item!r}; use 1-8 or {known}")
             if name not in rows:
                 rows.append(name)
     return rows
@@ -267,9 +277,53 @@ def run(
             result, error = _attempt(lambda: h.churn(firehose, settings.churn_seconds, timeout))
             results.churn = result if result is not None else h.Churn(error=error)
             log("  churn done")
+    if "tls" in rows:
+        _run_tls(results, settings, log, prototypes, lifetime)
     results.seconds = time.perf_counter() - started
     results.load_end = h.load_average()
     return results
+
+
+def _run_tls(
+    results: Results,
+    settings: Settings,
+    log: Callable[[str], None],
+    prototypes: Sequence[str],
+    lifetime: float,
+) -> None:
+    """Row 8: the ceiling and ``observe`` over wss (a throwaway CA, the firehose serving TLS)."""
+    with tempfile.TemporaryDirectory(prefix="rxibkr-bench-") as directory:
+        files, error = _attempt(lambda: h.tls_files(directory))
+        if files is None:
+            results.tls_error = error or "n/a (needs trustme or the openssl command)"
+            return
+        total = settings.warm + settings.frames
+        with fh.FirehoseProcess(lifetime=lifetime, tls=(files.cert, files.key)) as firehose:
+            results.tls_write_rate, error = _attempt(lambda: h.server_write_rate(firehose, total, files.ca))
+            if error:
+                log(f"TLS server write rate: {error}")
+            keys = ["ceiling", "observe", *(f"observe+{p}" for p in prototypes)]
+            for key in keys:
+                results.tls[key] = h.Throughput()
+            for rep in range(settings.reps):
+                for key in keys:
+                    gc.collect()
+                    _, _, prototype = key.partition("+")
+
+                    def measure() -> h.Sample:
+                        if key == "ceiling":  # noqa: B023
+                            return h.ceiling(firehose, settings.warm, settings.frames, ca=files.ca)
+                        if not prototype:  # noqa: B023
+                            return h.client_row(firehose, "observe", settings.warm, settings.frames, files.ca)
+                        with PROTOTYPES[prototype].apply():  # noqa: B023
+                            return h.client_row(firehose, "observe", settings.warm, settings.frames, files.ca)
+
+                    sample, error = _attempt(measure)
+                    results.tls[key].add(sample, error)
+                    log(
+                        f"  rep {rep + 1}/{settings.reps} tls {key}: "
+                        + (_show(sample) if sample else f"{error}")
+                    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -388,6 +442,23 @@ def format_table(results: Results) -> str:
                 f"RSS {_num(c.rss_growth_mb, '+.1f')} MB, Python heap {_num(c.heap_growth_kb, '+.1f')} kB "
                 f"over another pass, {c.leftover_subscriptions} subscriptions left"
             )
+    if results.tls or results.tls_error:
+        if results.tls_error:
+            lines.append(f"{'8':>2}  {'wss (TLS)':<50} {results.tls_error}")
+        else:
+            tls_ceiling = results.tls.get("ceiling")
+            for key, row in results.tls.items():
+                _, _, prototype = key.partition("+")
+                if key == "ceiling":
+                    number, label = "8", "wss: websocket-client recv() + orjson.loads"
+                elif not prototype:
+                    number, label = "", "wss: client.observe(MARKET_DATA)"
+                else:
+                    number, label = "8+", f"  [prototype {prototype}]"
+                lines.append(_throughput_line(number, label, row, tls_ceiling, None))
+            if results.tls_write_rate is not None:
+                label = "  TLS firehose write rate (raw TLS reader)"
+                lines.append(f"{'':>2}  {label:<50} {results.tls_write_rate:>10,.0f}")
     lines.append("")
     lines.append(f"({results.seconds:.1f} s)")
     return "\n".join(lines)
@@ -399,7 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small numbers (the test suite runs this)")
     parser.add_argument(
-        "--rows", help=f"comma-separated rows, by number (1-7) or name ({', '.join(ALL_ROWS)}); default all"
+        "--rows",
+        help=f"comma-separated rows, by number (1-8, ranges allowed) or name ({', '.join(ALL_ROWS)}, and "
+        "tls: the ceiling and observe() over wss, only when asked for); default 1-7",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--frames", type=int, help="frames per throughput repetition (after warm-up)")
