@@ -79,3 +79,23 @@ def test_dispatch_micro_benchmark_runs() -> None:
         check=True,
     )
     assert "on_frame+dispatch" in out.stdout and "ns/frame" in out.stdout
+
+
+def test_quick_tls_row_runs_where_a_certificate_can_be_made(tmp_path: Path) -> None:
+    out_file = tmp_path / "tls.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--rows", "tls", "-q", "--json", str(out_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wss" in proc.stdout
+    results = json.loads(out_file.read_text(encoding="utf-8"))
+    if results["tls"] is None:  # neither trustme nor openssl here: the row says so
+        assert "n/a" in proc.stdout
+        return
+    assert results["tls"]["ceiling"]["rate"] > 0
+    assert results["tls"]["observe"]["rate"] > 0
+    assert results["tls_write_rate"] > 0

@@ -201,3 +201,5 @@ def test_prototype_client_over_a_real_socket_keeps_its_pongs_and_frames(prototyp
             assert client.state.value is ConnectionState.AUTHENTICATED
             assert errors == []
     assert seen == [fh.CONID] * total
+    # nothing of the client is left running for the tests after this one
+    assert [t.name for t in threading.enumerate() if t.name.startswith("rxibkr-")] == []
