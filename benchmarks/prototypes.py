@@ -10,7 +10,9 @@ Nothing here is used by the library; each prototype names the change it stands f
   (``_WebSocketConnection._handshake``, after ``ws.settimeout(None)``).
 * ``framing``: the reader parses server frames itself over the same buffer (unmasked final
   text/binary frames go straight to ``on_frame``; ping, pong, close and continuation frames are
-  handled as websocket-client handles them). Measures what is left after ``buffered``.
+  handled as websocket-client handles them). Proposed for ``_WebSocketConnection._read_loop``.
+* ``dispatch``: ``IbkrWsClient.on_frame`` with a market data fast path.
+* ``framing-dispatch``: both.
 """
 
 from __future__ import annotations
@@ -154,20 +156,17 @@ def framing_read_loop(self: Any, ws: websocket.WebSocket) -> tuple[int | None, s
 # prototype dispatch (IbkrWsClient.on_frame)
 # ---------------------------------------------------------------------------------------------------
 _MARKET_DATA = IbkrWsKey.MARKET_DATA
-_AUTH = IbkrWsKey.AUTHENTICATION_STATUS
-_ACCOUNT = IbkrWsKey.ACCOUNT_UPDATES
-_HISTORY = IbkrWsKey.MARKET_HISTORY
 _SYSTEM = IbkrWsKey.SYSTEM
 _DATA = MessageKind.DATA
 
 
 def dispatch_on_frame(self: Any, connection: Any, data: bytes | str) -> None:
-    """``IbkrWsClient.on_frame`` with the market data fast path and no enum hashing (``dispatch``).
+    """``IbkrWsClient.on_frame`` with a market data fast path (``dispatch``).
 
-    ``IbkrWsKey`` members hash in Python (``Enum.__hash__``): each dict or set lookup by key costs a
-    Python call. Market data, the bulk of the traffic, is routed by identity to a subject kept in an
-    attribute; the queue check is skipped while no queue is registered; the control check compares
-    by identity; ``frames`` is only called when observed.
+    Market data, the bulk of the traffic, goes by identity to a subject kept in an attribute and
+    skips the control checks; the queue check is skipped while no queue is registered; ``frames``
+    is only called while observed. (Before ``IbkrWsKey`` hashed by identity, each of the three
+    dict/set lookups by key also cost a Python ``Enum.__hash__`` call.)
     """
     if connection is not self._conn:
         return
@@ -177,7 +176,7 @@ def dispatch_on_frame(self: Any, connection: Any, data: bytes | str) -> None:
     if frames._observers:
         frames.on_next(data)
     if self._log_raw:
-        client_module._LOGGER.debug("recv: %s", self._redact(data))
+        client_module._LOGGER.debug("recv: %s", self._for_log(data))
     message = decode(data)
     key = message.key
     if key is _MARKET_DATA:
@@ -191,9 +190,7 @@ def dispatch_on_frame(self: Any, connection: Any, data: bytes | str) -> None:
             self._queue_controller.put_to_queue(key, item)
     if key is not _MARKET_DATA and (
         message.kind is not _DATA
-        or key is _AUTH
-        or key is _ACCOUNT
-        or key is _HISTORY
+        or key in client_module._CONTROL_KEYS
         or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
     ):
         self._post(self._on_control_message, message)

@@ -90,54 +90,45 @@ def buffered(transport: str) -> str:
     return new
 
 
-DISPATCH_ON_FRAME = """    def on_frame(self, connection: Connection, data: bytes | str) -> None:
-        if connection is not self._conn:
-            return  # a connection we already abandoned
-        if self._wire._observers:
-            self._wire.on_next(WireEvent("in", data, connection.id))
-        frames = self._frames
-        if frames._observers:
-            frames.on_next(data)
-        if self._log_raw:
-            _LOGGER.debug("recv: %s", self._redact(data))
-        message = decode(data)
-        key = message.key
-        # IbkrWsKey hashes in Python (Enum.__hash__): market data, the bulk, is routed by identity
-        if key is _MARKET_DATA:
-            self._market_data_subject.on_next(message)
-        else:
-            self._subjects[key].on_next(message)  # type: ignore[index]
-        queued = self._queued_keys
-        if queued and key in queued:
-            item = _queue_item(message)
-            if item is not None:
-                self._queue_controller.put_to_queue(key, item)
-        if key is not _MARKET_DATA and (
-            message.kind is not _DATA
-            or key is _AUTHENTICATION_STATUS
-            or key is _ACCOUNT_UPDATES
-            or key is _MARKET_HISTORY
-            or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
-        ):
-            self._post(self._on_control_message, message)
-        elif self._awaiting and message.channel in self._awaiting:
-            self._post(self._confirm_from_frame, message)
-
-"""
+DISPATCH_EDITS: tuple[tuple[str, str], ...] = (
+    (
+        "        self._frames.on_next(data)\n",
+        "        frames = self._frames\n        if frames._observers:\n            frames.on_next(data)\n",
+    ),
+    (
+        "        self._subjects[key].on_next(message)  # type: ignore[index]\n"
+        "        if key in self._queued_keys:\n",
+        "        # market data, the bulk of the traffic: by identity, and no control checks\n"
+        "        if key is _MARKET_DATA:\n"
+        "            self._market_data_subject.on_next(message)\n"
+        "        else:\n"
+        "            self._subjects[key].on_next(message)  # type: ignore[index]\n"
+        "        queued = self._queued_keys\n"
+        "        if queued and key in queued:\n",
+    ),
+    (
+        "        if (\n"
+        '            message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in '
+        "message.data)  # type: ignore[operator]\n"
+        "        ):\n",
+        "        if key is not _MARKET_DATA and (\n"
+        "            message.kind is not _DATA\n"
+        "            or key in _CONTROL_KEYS\n"
+        '            or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]\n'
+        "        ):\n",
+    ),
+)
 
 
 def dispatch(client: str) -> str:
     start = client.index("    def on_frame(self, connection: Connection, data: bytes | str) -> None:")
     end = client.index("    def on_pong(self, connection: Connection) -> None:")
-    new = client[:start] + DISPATCH_ON_FRAME + client[end:]
+    method = client[start:end]
+    for old, new in DISPATCH_EDITS:
+        method = _replace_once(method, old, new)
+    new = client[:start] + method + client[end:]
     anchor = "_SYSTEM = IbkrWsKey.SYSTEM\n"
-    new = _replace_once(
-        new,
-        anchor,
-        anchor
-        + "_MARKET_DATA = IbkrWsKey.MARKET_DATA\n_AUTHENTICATION_STATUS = IbkrWsKey.AUTHENTICATION_STATUS\n"
-        "_ACCOUNT_UPDATES = IbkrWsKey.ACCOUNT_UPDATES\n_MARKET_HISTORY = IbkrWsKey.MARKET_HISTORY\n",
-    )
+    new = _replace_once(new, anchor, anchor + "_MARKET_DATA = IbkrWsKey.MARKET_DATA\n")
     anchor = "            key: HotSubject(self._on_observer_error) for key in IbkrWsKey\n        }\n"
     return _replace_once(
         new, anchor, anchor + "        self._market_data_subject = self._subjects[IbkrWsKey.MARKET_DATA]\n"
