@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Quote,
         SummaryItem,
     )
+    from rxibkr.plot import LivePlot, live_plot
     from rxibkr.protocol import (
         IbkrSubscriptionProcessor,
         IbkrWsKey,
@@ -91,6 +92,8 @@ _EXPORTS: dict[str, str] = {
     "aiter": "rxibkr.aio",
     "on_loop": "rxibkr.aio",
     "QueueOverflowError": "rxibkr.aio",
+    "live_plot": "rxibkr.plot",
+    "LivePlot": "rxibkr.plot",
 }
 _SUBMODULES = frozenset({"operators", "protocol", "testing", "sim", "record", "plot"})
 
@@ -113,6 +116,7 @@ __all__ = [
     "Ladder",
     "LadderRow",
     "LedgerRow",
+    "LivePlot",
     "MarketDataUpdate",
     "Message",
     "MessageKind",
@@ -136,6 +140,7 @@ __all__ = [
     "__version__",
     "aiter",
     "decode",
+    "live_plot",
     "on_loop",
     "operators",
     "streams_of",
