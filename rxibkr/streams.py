@@ -48,7 +48,7 @@ from rxibkr.models import (
     new_update,
 )
 from rxibkr.operators import ExecutionLog, OrderBook
-from rxibkr.protocol import FIELD_IDS, IbkrWsKey, Message, MessageKind
+from rxibkr.protocol import IbkrWsKey, Message, MessageKind
 from rxibkr.protocol import requests as rq
 from rxibkr.subscriptions import Subscription, SubscriptionStatus
 
@@ -106,21 +106,7 @@ def _conid(conid: object) -> int:
 def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
     if fields is None:
         return list(DEFAULT_FIELDS)
-    items: list[Any] = [fields] if isinstance(fields, str | int) else list(fields)
-    if not items:
-        raise ValueError("fields: expected at least one field id or name (or None for the default set)")
-    ids: list[str] = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise TypeError(f"fields: expected field ids (31, '31') or names ('last_price'), got {item!r}")
-        text = str(item)
-        if text.isascii() and text.isdigit():
-            ids.append(text)
-        elif text in FIELD_IDS:
-            ids.append(FIELD_IDS[text])
-        else:
-            raise ValueError(f"fields: {item!r} is neither a numeric field id nor a known field name")
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(rq.field_ids(fields)))
 
 
 def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] | None:

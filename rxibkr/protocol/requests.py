@@ -102,8 +102,11 @@ def _as_list(name: str, values: object) -> list[Any]:
     return list(values)
 
 
-def _field_ids(fields: str | int | Iterable[str | int]) -> list[str]:
-    """Field ids as strings; names from :data:`FIELD_IDS` (``'last_price'``) are translated."""
+def field_ids(fields: str | int | Iterable[str | int]) -> list[str]:
+    """Field ids as strings; names from :data:`FIELD_IDS` (``'last_price'``) are translated.
+
+    ValueError for an empty list or an unknown name, a TypeError (``ArgumentTypeError``) for items
+    that are neither str nor int."""
     items: list[Any] = [fields] if isinstance(fields, str | int) else _as_list("fields", fields)
     if not items:
         raise ValueError("fields must not be empty (pass None for the server's default)")
@@ -138,7 +141,7 @@ def market_data(
     ``conid`` may be ``'265598@ISLAND'``; ``fields`` are ids (``'31'``, ``31``) or names (``'last_price'``),
     always sent as id strings.
     """
-    args = {} if fields is None else {"fields": _field_ids(fields)}
+    args = {} if fields is None else {"fields": field_ids(fields)}
     return f"smd+{_conid('conid', conid, exchange)}+{_dumps(args)}"
 
 
