@@ -25,7 +25,9 @@ FAST = {k: v for k, v in CLIENT_OPTIONS.items() if k != "md_renewal_interval"}
 
 
 def client_for(sim: GatewaySimulator, **kwargs: Any) -> IbkrWsClient:
-    return IbkrWsClient(**{**FAST, "url": sim.ws_url, "cacert": sim.cacert, "account_id": sim.account, **kwargs})
+    return IbkrWsClient(
+        **{**FAST, "url": sim.ws_url, "cacert": sim.cacert, "account_id": sim.account, **kwargs}
+    )
 
 
 def failed_start(client: IbkrWsClient) -> tuple[bool, float, list[ErrorEvent]]:
@@ -119,7 +121,9 @@ def test_cacert_false_warns_once_per_process() -> None:
         print(messages[0] if messages else "")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     count, message = out.stdout.splitlines()[:2]
     assert count == "1", out.stdout + out.stderr
     assert "cacert" in message
@@ -137,7 +141,9 @@ def _log_text(caplog: pytest.LogCaptureFixture, client_only: bool = False) -> st
     lines = []
     for record in caplog.records:
         name = record.name
-        if client_only and not (name.startswith(("rxibkr", "websocket")) and not name.startswith("rxibkr.sim")):
+        if client_only and not (
+            name.startswith(("rxibkr", "websocket")) and not name.startswith("rxibkr.sim")
+        ):
             continue
         lines.append(f"{name} {record.getMessage()} {record.exc_text or ''}")
     return "\n".join(lines)
@@ -154,9 +160,7 @@ def test_no_session_id_cookie_or_account_id_in_logs_over_a_whole_session(
         session = sim.session_id
         rig.subscribe_standard()  # sd+/ld+/bd+<account> channels, act, sts, history
         # tic replies carry the session id
-        assert wait_until(
-            lambda: sum(1 for e in rig.ledger.entries if e.message.topic == "tic") >= 4, 3.0
-        )
+        assert wait_until(lambda: sum(1 for e in rig.ledger.entries if e.message.topic == "tic") >= 4, 3.0)
         # the in-band session message (protocol section 1.2): the gateway asks, the client answers
         sim.send_raw(b'{"message":"waiting for session"}')
         assert wait_until(lambda: any(t.startswith('{"session"') for _c, t in sim.received_frames()), 3.0)
@@ -165,7 +169,9 @@ def test_no_session_id_cookie_or_account_id_in_logs_over_a_whole_session(
         client.subscribe("sd+DU7654321", {}, wait=False)
         assert rig.wait_error(ErrorKind.SUBSCRIPTION_FAILED, t0, 3.0) is not None
         # orders and executions carry the account
-        client.rest.place_order(sim.account, {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "MKT"})
+        client.rest.place_order(
+            sim.account, {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "MKT"}
+        )
         assert wait_until(lambda: bool(rig.ledger.since(t0, IbkrWsKey.TRADES)), 3.0)
         time.sleep(0.3)  # REST tickles
         # an authentication loss and a reconnect (a new cookie from a new tickle)
