@@ -1101,11 +1101,17 @@ class IbkrWsClient:
                 self._rest.live_orders(force=True)
                 self._rest.live_orders()
 
+            connection = self._conn
+
+            def send() -> None:
+                if self._conn is connection:  # else the new connection's own pre-flight sends it
+                    self._send_subscribe_now(sub)
+
             def failed(exc: BaseException) -> None:
                 self._report(ErrorKind.REST_ERROR, f"live orders pre-flight failed: {exc}", exc)
-                self._send_subscribe_now(sub)
+                send()
 
-            self._run_blocking(preflight, lambda _: self._send_subscribe_now(sub), failed)
+            self._run_blocking(preflight, lambda _: send(), failed)
             return
         self._send_subscribe_now(sub)
 
