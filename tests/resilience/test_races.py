@@ -1,0 +1,47 @@
+"""Races between a reconnect and work still in flight from the connection before it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rxibkr.client import IbkrWsClient
+from rxibkr.session import IbkrSession
+from rxibkr.subscriptions import SubscriptionStatus
+
+from .harness import Rig, wait_until
+
+
+class SlowLiveOrders(IbkrSession):
+    """A gateway whose live-orders call (the pre-flight of ``sor``) takes 0.3 s."""
+
+    calls = 0
+
+    def live_orders(self, **kwargs: Any) -> dict[str, Any]:
+        time.sleep(0.3)
+        try:
+            return super().live_orders(**kwargs)
+        finally:
+            self.calls += 1
+
+
+def test_a_reconnect_during_the_orders_preflight_sends_sor_once_on_the_new_connection() -> None:
+    with Rig(start=False) as rig:
+        rest = SlowLiveOrders(rig.sim.rest_url, cacert=rig.sim.cacert or False)
+        client = IbkrWsClient(rest, **rig.client_options)
+        try:
+            assert client.start()
+            orders = client.subscribe("or", {}, wait=False)  # pre-flight running on connection 1
+            time.sleep(0.05)
+            first = rig.sim.total_connections
+            rig.sim.drop_connections()
+            assert wait_until(lambda: client.ready and rig.sim.total_connections > first, 3.0)
+            # both pre-flights (the stale one of connection 1, the one of connection 2) complete
+            assert wait_until(lambda: rest.calls == 4, 5.0)
+            assert wait_until(lambda: orders.status is SubscriptionStatus.ACTIVE, 3.0)
+            time.sleep(0.2)
+            sent = [(cid, text) for cid, text in rig.sim.received_frames() if text.startswith("sor")]
+            assert sent == [(rig.sim.total_connections, "sor+{}")]
+            assert rig.sim.active_subscriptions()[rig.sim.total_connections] == {"sor": [""]}
+        finally:
+            client.shutdown()
