@@ -89,8 +89,8 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else "< 1 ms"
 
 
-def _finish(result: ScenarioResult, rig: Rig) -> ScenarioResult:
-    audit = rig.audit()
+def _finish(result: ScenarioResult, rig: Rig, catch_up: float = 3.0) -> ScenarioResult:
+    audit = rig.audit(catch_up)
     result.audit = audit
     result.check("no frame lost", audit.lost == 0, "; ".join(audit.problems[:5]))
     result.check(
@@ -731,6 +731,25 @@ def slow_consumer(orders: int = 40) -> ScenarioResult:
 
 
 # =====================================================================================================
+# a firehose: every frame of a burst, each once, in order
+# =====================================================================================================
+def firehose(frames: int = 50_000) -> ScenarioResult:
+    result = ScenarioResult("firehose", f"a burst of {frames:,} smd frames as fast as the socket takes them")
+    with quiet_insecure_warning(), Rig() as rig:
+        rig.subs = [rig.client.subscribe(f"md+{AAPL}", {"fields": ["31", "84", "86"]})]
+        result.check("active", rig.all_active())
+        t0 = time.monotonic()
+        queued = rig.sim.burst(AAPL, frames)
+        result.check("burst queued", queued == frames, f"{queued}")
+        got = wait_until(lambda: rig.ledger.data_since(t0, IbkrWsKey.MARKET_DATA) >= frames, 60.0, 0.01)
+        elapsed = time.monotonic() - t0
+        result.check(f"{frames} frames delivered", got, f"{rig.ledger.data_since(t0, IbkrWsKey.MARKET_DATA)}")
+        result.measured = f"{frames / elapsed:,.0f} frames/s over TLS, every one audited"
+        result.check("no reconnect", rig.sim.total_connections == 1)
+        return _finish(result, rig, catch_up=30.0)
+
+
+# =====================================================================================================
 Scenario = Callable[[], ScenarioResult]
 
 #: (id, title for the report, function, slow) in the order of the issue
@@ -750,6 +769,7 @@ SCENARIOS: list[tuple[str, Scenario, bool]] = [
     ("huge_frames", huge_frames, True),
     ("storm", reconnect_storm, True),
     ("slow_consumer", slow_consumer, False),
+    ("firehose", firehose, True),
 ]
 
 

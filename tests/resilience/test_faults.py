@@ -81,3 +81,8 @@ def test_reconnect_storm_of_100_drops_leaves_no_thread_memory_or_duplicate() -> 
 
 def test_slow_consumers_of_orders_and_trades_get_everything() -> None:
     assert_ok(scenarios.slow_consumer())
+
+
+@pytest.mark.slow
+def test_a_firehose_of_50k_frames_arrives_whole() -> None:
+    assert_ok(scenarios.firehose(50_000))

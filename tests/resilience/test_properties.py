@@ -7,6 +7,7 @@ frame goes through ``IbkrWsClient.on_frame`` exactly as from the reader thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -132,11 +133,12 @@ def test_subscription_payloads_are_well_formed(channel: str, data: dict[str, Any
     st.one_of(st.integers(), st.text(max_size=12), st.none(), st.floats(), st.binary(max_size=4)), json_values
 )
 def test_request_builders_raise_clear_value_errors_or_build(conid: Any, fields: Any) -> None:
-    for build in (
+    builds: list[Callable[[], str]] = [
         lambda: market_data(conid, fields),
         lambda: market_history(conid, period=fields),
         lambda: price_ladder("DU1234567", conid),
-    ):
+    ]
+    for build in builds:
         try:
             text = build()
         except ValueError as exc:  # includes ArgumentTypeError (also a TypeError)
@@ -232,7 +234,7 @@ def test_raising_observers_do_not_change_what_the_others_get(script: list[bytes 
     seen: dict[IbkrWsKey, list[Message]] = {}
     for key in dict.fromkeys(IbkrWsKey):
         client.observe(key).subscribe(boom)
-        client.observe(key).subscribe(lambda m, key=key: seen.setdefault(key, []).append(m))
+        client.observe(key).subscribe(seen.setdefault(key, []).append)
     for frame in script:
         transport.receive(frame)
     delivered = sum(len(v) for v in seen.values())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from rxibkr.client import IbkrWsClient
+from rxibkr.events import ConnectionState
 from rxibkr.session import IbkrSession
 from rxibkr.subscriptions import SubscriptionStatus
 
@@ -44,4 +46,25 @@ def test_a_reconnect_during_the_orders_preflight_sends_sor_once_on_the_new_conne
             assert sent == [(rig.sim.total_connections, "sor+{}")]
             assert rig.sim.active_subscriptions()[rig.sim.total_connections] == {"sor": [""]}
         finally:
+            client.shutdown()
+
+
+def test_start_while_the_gateway_is_unauthenticated_waits_for_rest_then_subscribes() -> None:
+    with Rig(start=False) as rig:
+        rig.sim.set_authenticated(False)  # the gateway greets with sts authenticated:false only
+        client = IbkrWsClient(**{**rig.client_options, "max_connection_attempts": 3})
+        states: list[ConnectionState] = []
+        client.state.subscribe(states.append)
+        try:
+            sub = client.subscribe("md+265598", {"fields": ["31"]}, wait=False)
+            timer = threading.Timer(0.6, rig.sim.set_authenticated, (True,))
+            timer.start()
+            t0 = time.monotonic()
+            assert client.start() is True  # within timeout x attempts, once REST says authenticated
+            assert time.monotonic() - t0 < 0.6 + 1.5
+            assert wait_until(lambda: sub.active, 3.0)
+            assert ConnectionState.UNAUTHENTICATED in states
+            assert states[-1] is ConnectionState.AUTHENTICATED
+        finally:
+            timer.join()
             client.shutdown()
