@@ -107,15 +107,8 @@ DISPATCH_EDITS: tuple[tuple[str, str], ...] = (
         "        if queued and key in queued:\n",
     ),
     (
-        "        if (\n"
-        '            message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in '
-        "message.data)  # type: ignore[operator]\n"
-        "        ):\n",
-        "        if key is not _MARKET_DATA and (\n"
-        "            message.kind is not _DATA\n"
-        "            or key in _CONTROL_KEYS\n"
-        '            or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]\n'
-        "        ):\n",
+        "        if (\n            message.kind is not _DATA or",
+        "        if key is not _MARKET_DATA and (\n            message.kind is not _DATA or",
     ),
 )
 
