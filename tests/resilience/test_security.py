@@ -135,6 +135,12 @@ def test_cacert_false_warns_once_per_process() -> None:
 SECRET_TOKEN = "Tok3nSecret42"
 
 
+def _capture_everything(caplog: pytest.LogCaptureFixture) -> None:
+    """DEBUG from every logger, whatever levels other code left on the named ones."""
+    for name in (None, "rxibkr", "websocket", "urllib3"):
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
 def _log_text(caplog: pytest.LogCaptureFixture, client_only: bool = False) -> str:
     """Every captured record, formatted, with its exception text; ``client_only``: the client's own
     loggers (rxibkr, websocket-client), not the simulator's nor urllib3's request lines."""
@@ -152,7 +158,7 @@ def _log_text(caplog: pytest.LogCaptureFixture, client_only: bool = False) -> st
 def test_no_session_id_cookie_or_account_id_in_logs_over_a_whole_session(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    _capture_everything(caplog)
     sim_options = {"tic_replies": 4, "fill_delay": 0.01}
     client_options = {"log_raw_messages": True, "tic_interval": 0.1, "tickle_interval": 0.2}
     with Rig(sim_options, client_options) as rig:
@@ -197,7 +203,7 @@ def test_no_session_id_cookie_or_account_id_in_logs_over_a_whole_session(
 def test_an_oauth_token_in_the_url_stays_out_of_logs_errors_and_repr(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    _capture_everything(caplog)
     options = {**SIM_OPTIONS, "number_frames": False, "record_sent": False}
     sim = GatewaySimulator(**options).start()
     url = f"{sim.ws_url}?oauth_token={SECRET_TOKEN}"
