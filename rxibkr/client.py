@@ -1156,7 +1156,7 @@ class IbkrWsClient:
             )
             self._send_subscribe_now(sub)
             return
-        self._awaiting.pop(sub.match_channel, None)
+        # FAILED, but still listened for: data that comes late on this session makes it ACTIVE
         sub.set_status(SubscriptionStatus.FAILED)
         self._report(
             ErrorKind.SUBSCRIPTION_FAILED,

@@ -575,13 +575,18 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"rxibkr demo: --log-level: unknown level {args.log_level!r}\n")
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("rxibkr").setLevel(level)
+    package_logger = logging.getLogger("rxibkr")
+    previous_level = package_logger.level
+    package_logger.setLevel(level)
     try:
-        options = _options(args)
-    except DemoError as exc:
-        sys.stderr.write(f"rxibkr demo: {exc}\n")
-        return exc.exit_code
-    return run_demo(options, sys.stdout, sys.stderr)
+        try:
+            options = _options(args)
+        except DemoError as exc:
+            sys.stderr.write(f"rxibkr demo: {exc}\n")
+            return exc.exit_code
+        return run_demo(options, sys.stdout, sys.stderr)
+    finally:
+        package_logger.setLevel(previous_level)  # in-process callers (tests) keep their own level
 
 
 @contextmanager

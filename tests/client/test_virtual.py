@@ -345,3 +345,12 @@ def test_status_listener_can_be_removed() -> None:
     handle.dispose()
     sub.dispose()
     assert seen == [SubscriptionStatus.ACTIVE]
+
+
+def test_a_failed_subscription_whose_data_comes_late_becomes_active() -> None:
+    client, transport, scheduler = started()
+    sub = client.subscribe("md+265598", {"fields": ["31"]})
+    scheduler.advance_by(6.1)
+    assert sub.status is SubscriptionStatus.FAILED
+    transport.receive(smd(265598))
+    assert sub.status is SubscriptionStatus.ACTIVE
