@@ -49,6 +49,8 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503)
     if gw.maintenance_active():
         return json_response({"error": "Service Unavailable: maintenance", "statusCode": 503}, 503)
+    if request.transport is None or request.transport.is_closing():
+        return web.Response(status=503)  # the client gave up while the handshake was stalled
     ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=16 * 1024 * 1024)
     if not ws.can_prepare(request).ok:
         return json_response({"error": "WebSocket upgrade required", "statusCode": 400}, 400)
