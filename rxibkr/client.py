@@ -72,6 +72,7 @@ _CONTROL_KEYS = frozenset(
 )
 _DATA = MessageKind.DATA
 _SYSTEM = IbkrWsKey.SYSTEM
+_MARKET_DATA = IbkrWsKey.MARKET_DATA
 
 
 def _queue_item(message: Message) -> Any:
@@ -303,6 +304,7 @@ class IbkrWsClient:
         self._subjects: dict[IbkrWsKey, HotSubject[Message]] = {
             key: HotSubject(self._on_observer_error) for key in IbkrWsKey
         }
+        self._market_data_subject = self._subjects[IbkrWsKey.MARKET_DATA]
         self._pongs: HotSubject[None] = HotSubject(self._on_observer_error)
         self._wire: HotSubject[WireEvent] = HotSubject(self._on_observer_error)
 
@@ -666,17 +668,24 @@ class IbkrWsClient:
             return  # a connection we already abandoned
         if self._wire._observers:
             self._wire.on_next(WireEvent("in", data, connection.id))
-        self._frames.on_next(data)
+        frames = self._frames
+        if frames._observers:
+            frames.on_next(data)
         if self._log_raw:
             _LOGGER.debug("recv: %s", self._for_log(data))
         message = decode(data)
         key = message.key
-        self._subjects[key].on_next(message)  # type: ignore[index]
-        if key in self._queued_keys:
+        # market data, the bulk of the traffic: by identity, and no control checks
+        if key is _MARKET_DATA:
+            self._market_data_subject.on_next(message)
+        else:
+            self._subjects[key].on_next(message)  # type: ignore[index]
+        queued = self._queued_keys
+        if queued and key in queued:
             item = _queue_item(message)
             if item is not None:
                 self._queue_controller.put_to_queue(key, item)
-        if (
+        if key is not _MARKET_DATA and (
             message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
         ):
             self._post(self._on_control_message, message)
