@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -21,6 +21,23 @@ ErrorSink = Callable[[BaseException, Any], None]
 
 
 def _ignore(_exc: BaseException, _value: Any) -> None:
+    return None
+
+
+class _Callbacks:
+    """A bare observer: the callbacks themselves, no per-value wrapper."""
+
+    __slots__ = ("on_completed", "on_next")
+
+    def __init__(self, on_next: Callable[[Any], None], on_completed: Callable[[], None] | None) -> None:
+        self.on_next = on_next
+        self.on_completed = on_completed or _nothing
+
+    def on_error(self, error: Exception) -> None:
+        return None
+
+
+def _nothing() -> None:
     return None
 
 
@@ -57,6 +74,13 @@ class HotSubject(Observable[T], Generic[T]):
                     self._observers = tuple(observers)
 
         return Disposable(remove)
+
+    def attach(
+        self, on_next: Callable[[T], None], on_completed: Callable[[], None] | None = None
+    ) -> abc.DisposableBase:
+        """Subscribe plain callbacks without reactivex's per-value AutoDetachObserver hop (for the
+        package's own routing observers, which never error)."""
+        return self._subscribe_core(cast(abc.ObserverBase[T], _Callbacks(on_next, on_completed)))
 
     def on_next(self, value: T) -> None:
         for observer in self._observers:

@@ -30,6 +30,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from rxibkr._subjects import HotSubject
 from rxibkr.models import (
     AuthStatus,
     Bar,
@@ -622,7 +623,11 @@ class TypedStreams:
             for hub in list(routes.values()):
                 hub.complete()
 
-        self._taps[key] = client.observe(key).subscribe(on_next, on_completed=on_completed)
+        source = client.observe(key)
+        if isinstance(source, HotSubject):  # the client's own subject: skip reactivex's wrapper hop
+            self._taps[key] = source.attach(on_next, on_completed)
+        else:
+            self._taps[key] = source.subscribe(on_next, on_completed=on_completed)
 
 
 # =================================================================================================
@@ -688,7 +693,9 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
     def on_message(self, message: Message) -> None:
         data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
         with self.lock:
-            if data == self.last:
+            last = self.last
+            # a duplicate repeats _updated too: compare that first, the whole frame only then
+            if last is not None and data.get("_updated") == last.get("_updated") and data == last:
                 self.streams.duplicates_dropped += 1
                 return
             self.last = data
