@@ -104,7 +104,7 @@ class WireEvent(NamedTuple):
     code: int | None = None  # the close code, for "close" events
 
 
-_ACCOUNT_ID = re.compile(r"\b(DUO|D?[UFI])(\d{2,})(\d{3})\b")  # U1234567, DU1234567, DUO873728, F..., DF...
+_ACCOUNT_ID = re.compile(r"\b(DUO|D?[UFI])(\d{2,})(\d{3})\b")  # U1234567, DU1234567, DUO123456, F..., DF...
 
 
 def mask_account_ids(text: str, accounts: Iterable[str | None] = ()) -> str:

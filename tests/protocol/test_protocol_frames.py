@@ -219,10 +219,18 @@ def test_the_tables_cover_every_frame_once() -> None:
     assert len(covered) == len(set(covered))
 
 
+# The in-repo copy replaces the account id of a public live capture with a placeholder of the same
+# shape (no real account numbers in the repository); otherwise it is the shared file byte for byte.
+REDACTIONS = ((b"DUO873728", b"DUO123456"),)
+
+
 def test_in_repo_copy_matches_the_shared_file() -> None:
     if not (IN_REPO.is_file() and SHARED.is_file()):
         pytest.skip("needs both the in-repo copy and the shared file")
-    assert IN_REPO.read_bytes() == SHARED.read_bytes()
+    shared = SHARED.read_bytes()
+    for original, placeholder in REDACTIONS:
+        shared = shared.replace(original, placeholder)
+    assert IN_REPO.read_bytes() == shared
 
 
 def _frame(line: int) -> str:

@@ -230,7 +230,7 @@ def test_an_oauth_token_in_the_url_stays_out_of_logs_errors_and_repr(
     [
         ("ssd+DU1234567", "ssd+DU***567"),
         ('{"acct":"U7654321","conid":265598}', '{"acct":"U***321","conid":265598}'),
-        ("Invalid account 'DUO873728'", "Invalid account 'DUO***728'"),
+        ("Invalid account 'DUO123456'", "Invalid account 'DUO***456'"),
         ("DF1234567.Core F7654321", "DF***567.Core F***321"),
         ("conid 265598, order 1883733600, session 0123456789abcdef0123456789abcdef", None),
         ("q0 smd+265598 Build 10.45.1a", None),

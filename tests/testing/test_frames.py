@@ -132,16 +132,16 @@ def test_system_and_heartbeat_match_live_shapes() -> None:
 
 def test_account_frames_equal_live_captures() -> None:
     ssd = golden("ssd")[0]
-    assert frames.ssd("DUO873728", {"ExcessLiquidity-S": 1005353.88}, timestamp=1783031080) == ssd
+    assert frames.ssd("DUO123456", {"ExcessLiquidity-S": 1005353.88}, timestamp=1783031080) == ssd
     sld = golden("sld")[-1]
     values = {
         k: v for k, v in sld["result"][0].items() if k not in ("key", "secondKey", "acctCode", "timestamp")
     }
-    assert frames.sld("DUO873728", {"BASE": values}, timestamp=1783031080) == sld
+    assert frames.sld("DUO123456", {"BASE": values}, timestamp=1783031080) == sld
     spl = golden("spl")[-1]
     assert (
         frames.spl(
-            "DUO873728", dpl=-58.28, nl=1020000.0, upl=4600.0, el=1010000.0, uel=1005353.88, mv=37910.0
+            "DUO123456", dpl=-58.28, nl=1020000.0, upl=4600.0, el=1010000.0, uel=1005353.88, mv=37910.0
         )
         == spl
     )
@@ -169,7 +169,7 @@ def test_orders_trades_errors_match_live_captures() -> None:
     assert (
         frames.sor(
             frames.order_delta(
-                656804954, acct="DUO873728", conidex="756733", conid=756733, isEventTrading="0"
+                656804954, acct="DUO123456", conidex="756733", conid=756733, isEventTrading="0"
             )
         )
         == delta
