@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from rxibkr.session import IbkrSession, SessionError
     from rxibkr.sim import GatewaySimulator
     from rxibkr.streams import HistoryLimitError, TypedStreams, streams_of
-    from rxibkr.subscriptions import Subscription, SubscriptionStatus
+    from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
 
 __version__ = "0.1.0"
 
@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "GatewaySimulator": "rxibkr.sim",
     "Subscription": "rxibkr.subscriptions",
     "SubscriptionStatus": "rxibkr.subscriptions",
+    "SubscriptionState": "rxibkr.subscriptions",
     "MarketDataUpdate": "rxibkr.models",
     "Quote": "rxibkr.models",
     "Bar": "rxibkr.models",
@@ -133,6 +134,7 @@ __all__ = [
     "SessionError",
     "Subscription",
     "SubscriptionProcessor",
+    "SubscriptionState",
     "SubscriptionStatus",
     "SummaryItem",
     "TypedStreams",

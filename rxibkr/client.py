@@ -44,7 +44,7 @@ from rxibkr.protocol import requests as rq
 from rxibkr.protocol.fields import unwrap
 from rxibkr.queues import QueueAccessor, QueueController
 from rxibkr.session import IbkrSession, SessionError, make_ssl_context, session_id_from_tickle
-from rxibkr.subscriptions import Subscription, SubscriptionStatus, split_channel
+from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
 from rxibkr.transport import (
     Connection,
     ConnectionClosedError,
@@ -327,9 +327,9 @@ class IbkrWsClient:
         self._starting = False
         self._ready = threading.Event()  # set when AUTHENTICATED or FAILED while start() waits
         self._start_confirmed = False  # the session was confirmed since start() was called
-        self._subs: dict[str, Subscription] = {}
-        self._awaiting: dict[str, Subscription] = {}  # read by the reader thread: membership only
-        self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], Subscription] = {}
+        self._subs: dict[str, SubscriptionState] = {}
+        self._awaiting: dict[str, SubscriptionState] = {}  # read by the reader thread: membership only
+        self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], SubscriptionState] = {}
         self._server_ids: dict[IbkrWsKey, dict[str, int]] = {}
         self._session_id: str | None = None
         self._last_pong = 0.0
@@ -339,8 +339,6 @@ class IbkrWsClient:
         self._reconnect_timer: abc.DisposableBase | None = None
         self._auth_poll_timer: abc.DisposableBase | None = None
         self._auth_poll_attempt = 0
-        self._refcounts: dict[str, tuple[int, Subscription]] = {}
-        self._refcount_lock = threading.Lock()
         self._threads_to_join: list[Connection] = []
 
         if start:
@@ -411,14 +409,12 @@ class IbkrWsClient:
             observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             inner = source.pipe(ops.filter(matches)).subscribe(observer, scheduler=scheduler)
-            self._ref_acquire(channel, data)
-            released = threading.Event()
+            handle = self.subscribe(channel, data, wait=False)  # one handle per observer
 
             def release() -> None:
-                if not released.is_set():
-                    released.set()
-                    inner.dispose()
-                    self._ref_release(channel)
+                inner.dispose()
+                if not self._shut_down:
+                    handle.dispose()  # the last handle on the channel sends the unsubscribe
 
             return Disposable(release)
 
@@ -615,8 +611,8 @@ class IbkrWsClient:
         return sub is not None and sub.active
 
     @property
-    def subscriptions(self) -> dict[str, Subscription]:
-        """A snapshot of the stored subscriptions by channel."""
+    def subscriptions(self) -> dict[str, SubscriptionState]:
+        """A snapshot of the server subscriptions by channel (each shared by its handles)."""
         return dict(self._subs)
 
     def server_ids(self, key: IbkrWsKey) -> dict[str, int] | None:
@@ -1083,23 +1079,34 @@ class IbkrWsClient:
     def _subscribe(
         self, channel: str, data: dict[str, Any] | None, confirm: bool, processor: SubscriptionProcessor
     ) -> Subscription:
-        sub = self._subs.get(channel)
-        if sub is None:
-            sub = Subscription(self, channel, data, confirm, processor)
-            self._subs[channel] = sub
+        server = self._subs.get(channel)
+        if server is None:
+            server = SubscriptionState(channel, data, confirm, processor)
+            self._subs[channel] = server
+            send = True
         else:
-            sub.data = data
-            sub.needs_confirmation = confirm
-            sub.processor = processor
-            sub.cancel_retry()
-            sub.attempts = 0
-            if sub.status is not SubscriptionStatus.ACTIVE:
-                sub.set_status(SubscriptionStatus.PENDING)
-        if self.ready:
-            self._send_subscribe(sub)
-        return sub
+            # the same request on a live channel only adds a handle; a different one is re-sent
+            send = (
+                data != server.data
+                or processor is not server.processor
+                or confirm != server.needs_confirmation
+                or server.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
+            )
+            if send:
+                server.data = data
+                server.needs_confirmation = confirm
+                server.processor = processor
+                server.cancel_retry()
+                server.attempts = 0
+                if server.status is not SubscriptionStatus.ACTIVE:
+                    server.set_status(SubscriptionStatus.PENDING)
+        handle = Subscription(self, server)
+        server.handles.append(handle)
+        if send and self.ready:
+            self._send_subscribe(server)
+        return handle
 
-    def _send_subscribe(self, sub: Subscription) -> None:
+    def _send_subscribe(self, sub: SubscriptionState) -> None:
         if (
             sub.key is IbkrWsKey.ORDERS
             and self._rest is not None
@@ -1124,7 +1131,7 @@ class IbkrWsClient:
             return
         self._send_subscribe_now(sub)
 
-    def _send_subscribe_now(self, sub: Subscription) -> None:
+    def _send_subscribe_now(self, sub: SubscriptionState) -> None:
         if self._subs.get(sub.channel) is not sub or not self.ready:
             return
         try:
@@ -1152,7 +1159,7 @@ class IbkrWsClient:
             self._subscription_timeout, lambda *_: self._subscription_timed_out(sub)
         )
 
-    def _subscription_timed_out(self, sub: Subscription) -> None:
+    def _subscription_timed_out(self, sub: SubscriptionState) -> None:
         sub.retry_timer = None
         if self._subs.get(sub.channel) is not sub or sub.status is not SubscriptionStatus.PENDING:
             return
@@ -1198,10 +1205,14 @@ class IbkrWsClient:
             if sub.key is IbkrWsKey.MARKET_DATA and sub.status is SubscriptionStatus.ACTIVE:
                 self._send(sub.processor.make_subscribe_payload(sub.channel, sub.data))
 
-    def _dispose_subscription(self, sub: Subscription) -> None:
-        self._post(self._dispose_now, sub)
+    def _dispose_subscription(self, handle: Subscription) -> None:
+        self._post(self._release, handle)
 
-    def _dispose_now(self, sub: Subscription) -> None:
+    def _release(self, handle: Subscription) -> None:
+        if handle.release():  # the last handle on its server subscription
+            self._dispose_now(handle.server)
+
+    def _dispose_now(self, sub: SubscriptionState) -> None:
         if self._subs.get(sub.channel) is not sub:
             return  # already disposed (or replaced): the unsubscribe went out once
         del self._subs[sub.channel]
@@ -1221,7 +1232,7 @@ class IbkrWsClient:
     ) -> None:
         sub = self._subs.pop(channel, None)
         if sub is None:
-            sub = Subscription(self, channel, data, False, processor)
+            sub = SubscriptionState(channel, data, False, processor)
         else:
             sub.cancel_retry()
             self._awaiting.pop(sub.match_channel, None)
@@ -1262,7 +1273,7 @@ class IbkrWsClient:
         )
 
     def _send_unsubscribe(
-        self, sub: Subscription, data: dict[str, Any] | None, processor: SubscriptionProcessor
+        self, sub: SubscriptionState, data: dict[str, Any] | None, processor: SubscriptionProcessor
     ) -> bool:
         for payload in self._unsubscribe_payloads(sub, data, processor):
             if not self._send(payload):
@@ -1270,7 +1281,7 @@ class IbkrWsClient:
         return True
 
     def _unsubscribe_payloads(
-        self, sub: Subscription, data: dict[str, Any] | None, processor: SubscriptionProcessor
+        self, sub: SubscriptionState, data: dict[str, Any] | None, processor: SubscriptionProcessor
     ) -> list[str]:
         """The ``u...`` payloads; with IBKR's processor, the protocol's irregular forms (§2)."""
         if type(processor) is IbkrSubscriptionProcessor:
@@ -1285,24 +1296,6 @@ class IbkrWsClient:
             if key is IbkrWsKey.PRICE_LADDER and target:
                 return [rq.unsubscribe_price_ladder(target.split("+", 1)[0])]
         return [processor.make_unsubscribe_payload(sub.channel, data)]
-
-    # -- reference counting for channel() ---------------------------------------------------------------
-    def _ref_acquire(self, channel: str, data: dict[str, Any] | None) -> None:
-        with self._refcount_lock:
-            entry = self._refcounts.get(channel)
-            if entry is None:
-                entry = (0, self.subscribe(channel, data, wait=False))
-            self._refcounts[channel] = (entry[0] + 1, entry[1])
-
-    def _ref_release(self, channel: str) -> None:
-        with self._refcount_lock:
-            count, sub = self._refcounts[channel]
-            if count > 1:
-                self._refcounts[channel] = (count - 1, sub)
-                return
-            del self._refcounts[channel]
-        if not self._shut_down:
-            sub.dispose()
 
     # =============================================================================================
     # helpers

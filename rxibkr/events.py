@@ -44,7 +44,9 @@ class ErrorEvent:
     kind: ErrorKind
     message: str
     exception: BaseException | None = None
-    payload: Any = field(default=None, repr=False)  # the Message, frame or Subscription concerned
+    # the Message or frame concerned; for subscription events the SubscriptionState (its .handles
+    # are the Subscription handles callers hold)
+    payload: Any = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.message}"

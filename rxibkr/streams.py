@@ -51,7 +51,7 @@ from rxibkr.models import (
 from rxibkr.operators import ExecutionLog, OrderBook
 from rxibkr.protocol import IbkrWsKey, Message, MessageKind
 from rxibkr.protocol import requests as rq
-from rxibkr.subscriptions import Subscription, SubscriptionStatus
+from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
 
 if TYPE_CHECKING:
     from rxibkr.client import IbkrWsClient
@@ -226,7 +226,7 @@ class TypedStreams:
         self._hubs: dict[str, _Hub[Any]] = {}
         self._routes: dict[IbkrWsKey, dict[Any, _Hub[Any]]] = {}
         self._taps: dict[IbkrWsKey, abc.DisposableBase] = {}
-        self._given_up: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._given_up: weakref.WeakSet[SubscriptionState] = weakref.WeakSet()
         self._sync_locks: dict[str, threading.Lock] = {}
         self.duplicates_dropped = 0
         """How many duplicated ``smd`` frames were dropped (the gateway sends each first update twice)."""
@@ -549,16 +549,17 @@ class TypedStreams:
                     elif sub is not None and data == hub.sent:
                         return
                 if sub is not None and closed:
-                    self._given_up.add(sub)
+                    if len(sub.server.handles) <= 1:
+                        self._given_up.add(sub.server)
                     sub.dispose()
                     return
                 new_sub = client.subscribe(hub.channel, data, wait=False)
                 with self._lock:
-                    renewed = new_sub is not hub.sub
-                    hub.sub = new_sub
+                    old, hub.sub = hub.sub, new_sub
                     hub.sent = data
-                if renewed:
-                    hub.on_subscription(new_sub)
+                if old is not None:
+                    old.dispose()  # new_sub holds the server subscription now: this only detaches
+                hub.on_subscription(new_sub)
 
     def _check_history_limit(self, channel: str) -> None:
         ours = {c for c, h in self._hubs.items() if isinstance(h, _HistoryHub)}

@@ -354,3 +354,57 @@ def test_a_failed_subscription_whose_data_comes_late_becomes_active() -> None:
     assert sub.status is SubscriptionStatus.FAILED
     transport.receive(smd(265598))
     assert sub.status is SubscriptionStatus.ACTIVE
+
+
+def test_handles_on_one_channel_share_it_until_the_last_is_disposed() -> None:
+    client, transport, _ = started()
+    first = client.subscribe("md+265598", {"fields": ["31"]})
+    second = client.subscribe("md+265598", {"fields": ["31"]})  # same request: no second smd
+    assert first is not second
+    assert transport.texts() == ['smd+265598+{"fields":["31"]}']
+    transport.receive(smd(265598))
+    assert first.active and second.active
+    first.dispose()
+    assert first.status is SubscriptionStatus.UNSUBSCRIBED and second.active
+    assert "umd+265598+{}" not in transport.texts()
+    second.dispose()
+    assert transport.texts()[-1] == "umd+265598+{}"
+
+
+def test_a_manual_subscription_disposed_does_not_stop_a_typed_stream() -> None:
+    client, transport, _ = started()
+    seen: list[Any] = []
+    stream = client.market_data(265598, fields=["31"]).subscribe(seen.append)
+    manual = client.subscribe("md+265598", {"fields": ["31"]})
+    manual.dispose()
+    assert not any(t.startswith("umd") for t in transport.texts())
+    transport.receive(smd(265598, **{"31": "1.5"}))
+    assert len(seen) == 1
+    stream.dispose()
+    assert transport.texts()[-1] == "umd+265598+{}"
+
+
+def test_seed_unsubscribe_ends_the_channel_for_every_handle() -> None:
+    client, transport, _ = started()
+    a = client.subscribe("pl", {})
+    b = client.subscribe("pl", {})
+    transport.receive({"topic": "spl", "args": {}})
+    assert client.unsubscribe("pl") is True
+    assert a.status is b.status is SubscriptionStatus.UNSUBSCRIBED
+    assert transport.texts().count("upl+{}") == 1
+    a.dispose()
+    b.dispose()
+    assert transport.texts().count("upl+{}") == 1
+
+
+def test_a_handle_hears_unsubscribed_once_when_disposed() -> None:
+    client, transport, _ = started()
+    keep = client.subscribe("md+265598", {"fields": ["31"]})
+    handle = client.subscribe("md+265598", {"fields": ["31"]})
+    heard: list[SubscriptionStatus] = []
+    handle.on_status(heard.append)
+    transport.receive(smd(265598))
+    handle.dispose()
+    transport.drop()
+    assert heard == [SubscriptionStatus.ACTIVE, SubscriptionStatus.UNSUBSCRIBED]
+    assert keep.status is SubscriptionStatus.PENDING  # the channel lives on, reconnecting

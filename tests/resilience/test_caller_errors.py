@@ -116,7 +116,7 @@ def test_modify_subscription_with_bad_data_fails_that_subscription_loudly_not_th
     transport.receive(frames.smd(265598, last=1.0))
     assert good.active
     assert bad.status is SubscriptionStatus.FAILED
-    assert any(e.payload is bad and "data" in e.message for e in errors), errors
+    assert any(e.payload is bad.server and "data" in e.message for e in errors), errors
 
 
 def test_unsubscribe_and_observe_and_queues_check_their_arguments() -> None:
