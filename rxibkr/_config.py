@@ -74,3 +74,24 @@ def env_cacert(name: str = "RXIBKR_CACERT") -> str | bool:
     if value.strip().lower() in _TRUE:
         return True
     return value
+
+
+# -- a parameter's value, or its environment default when the caller left it unset -------------------
+def str_or_env(value: str | Unset | None, name: str) -> str | None:
+    return env_str(name) if isinstance(value, Unset) else value
+
+
+def bool_or_env(value: bool | Unset, name: str, default: bool) -> bool:
+    return env_bool(name, default) if isinstance(value, Unset) else bool(value)
+
+
+def float_or_env(value: float | Unset, name: str, default: float) -> float:
+    return env_float(name, default) if isinstance(value, Unset) else float(value)
+
+
+def int_or_env(value: int | Unset, name: str, default: int) -> int:
+    return env_int(name, default) if isinstance(value, Unset) else int(value)
+
+
+def cacert_or_env(value: str | bool | Unset) -> str | bool:
+    return env_cacert() if isinstance(value, Unset) else value

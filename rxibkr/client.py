@@ -187,45 +187,23 @@ class IbkrWsClient:
         reconnect_jitter: bool = True,
     ) -> None:
         # -- configuration, environment read now ------------------------------------------------
-        self._account_id = (
-            cfg.env_str("RXIBKR_ACCOUNT_ID") if isinstance(account_id, cfg.Unset) else account_id
-        )
-        env_url = cfg.env_str("RXIBKR_WS_URL") if isinstance(url, cfg.Unset) else url
+        self._account_id = cfg.str_or_env(account_id, "RXIBKR_ACCOUNT_ID")
+        env_url = cfg.str_or_env(url, "RXIBKR_WS_URL")
         if env_url is None:
             env_url = f"wss://{host}:{port}{base_route}"
         if not isinstance(env_url, str) or not env_url.startswith(("ws://", "wss://")):
             raise ValueError(f"url: expected a ws:// or wss:// URL, got {env_url!r}")
         self._url: str = env_url
         self._public_url = _public_url(env_url)  # tokens in the query never reach a log or a message
-        self._log_raw = (
-            cfg.env_bool("RXIBKR_WS_LOG_RAW_MESSAGES", False)
-            if isinstance(log_raw_messages, cfg.Unset)
-            else bool(log_raw_messages)
+        self._log_raw = cfg.bool_or_env(log_raw_messages, "RXIBKR_WS_LOG_RAW_MESSAGES", False)
+        self._ping_interval = cfg.float_or_env(ping_interval, "RXIBKR_WS_PING_INTERVAL", 10.0)
+        self._max_ping_interval = cfg.float_or_env(max_ping_interval, "RXIBKR_WS_MAX_PING_INTERVAL", 20.0)
+        self._timeout = cfg.float_or_env(timeout, "RXIBKR_WS_TIMEOUT", 5.0)
+        self._subscription_retries = cfg.int_or_env(subscription_retries, "RXIBKR_WS_SUBSCRIPTION_RETRIES", 5)
+        self._subscription_timeout = cfg.float_or_env(
+            subscription_timeout, "RXIBKR_WS_SUBSCRIPTION_TIMEOUT", 2.0
         )
-        self._ping_interval = (
-            cfg.env_float("RXIBKR_WS_PING_INTERVAL", 10.0)
-            if isinstance(ping_interval, cfg.Unset)
-            else float(ping_interval)
-        )
-        self._max_ping_interval = (
-            cfg.env_float("RXIBKR_WS_MAX_PING_INTERVAL", 20.0)
-            if isinstance(max_ping_interval, cfg.Unset)
-            else float(max_ping_interval)
-        )
-        self._timeout = (
-            cfg.env_float("RXIBKR_WS_TIMEOUT", 5.0) if isinstance(timeout, cfg.Unset) else float(timeout)
-        )
-        self._subscription_retries = (
-            cfg.env_int("RXIBKR_WS_SUBSCRIPTION_RETRIES", 5)
-            if isinstance(subscription_retries, cfg.Unset)
-            else int(subscription_retries)
-        )
-        self._subscription_timeout = (
-            cfg.env_float("RXIBKR_WS_SUBSCRIPTION_TIMEOUT", 2.0)
-            if isinstance(subscription_timeout, cfg.Unset)
-            else float(subscription_timeout)
-        )
-        cacert_value = cfg.env_cacert() if isinstance(cacert, cfg.Unset) else cacert
+        cacert_value = cfg.cacert_or_env(cacert)
         for name, value in (
             ("ping_interval", self._ping_interval),
             ("max_ping_interval", self._max_ping_interval),
@@ -878,16 +856,23 @@ class IbkrWsClient:
         self._conn_opened = False
         self._connection_timers.dispose()
         self._connection_timers = CompositeDisposable()
-        self._session_timers.dispose()
-        self._session_timers = CompositeDisposable()
         if self._auth_poll_timer is not None:
             self._auth_poll_timer.dispose()
             self._auth_poll_timer = None
-        self._awaiting.clear()
-        for key, sub in list(self._unsub_awaiting.items()):
+        for sub in self._unsub_awaiting.values():
             sub.cancel_retry()
-            del self._unsub_awaiting[key]
+        self._unsub_awaiting.clear()
         self._server_ids.clear()
+        self._end_session()
+
+    def _end_session(self) -> None:
+        """The session's timers stop and every subscription waits to be sent again (PENDING)."""
+        self._session_timers.dispose()
+        self._session_timers = CompositeDisposable()
+        self._awaiting.clear()
+        self._reset_subscriptions()
+
+    def _reset_subscriptions(self) -> None:
         for sub in self._subs.values():
             sub.cancel_retry()
             sub.attempts = 0
@@ -1026,13 +1011,7 @@ class IbkrWsClient:
             f"the gateway reports authenticated=false ({self._redact(str(dict(args)))})",
         )
         self._set_state(ConnectionState.UNAUTHENTICATED)
-        self._session_timers.dispose()
-        self._session_timers = CompositeDisposable()
-        self._awaiting.clear()
-        for sub in self._subs.values():
-            sub.cancel_retry()
-            sub.attempts = 0
-            sub.set_status(SubscriptionStatus.PENDING)
+        self._end_session()
         self._auth_poll_attempt = 0
         self._schedule_auth_poll()
 
@@ -1193,11 +1172,9 @@ class IbkrWsClient:
             sub.set_status(SubscriptionStatus.ACTIVE)
 
     def _recreate_subscriptions(self) -> None:
-        for sub in list(self._subs.values()):
-            sub.cancel_retry()
-            sub.attempts = 0
-            sub.set_status(SubscriptionStatus.PENDING)
-            if self.ready:
+        self._reset_subscriptions()
+        if self.ready:
+            for sub in list(self._subs.values()):
                 self._send_subscribe(sub)
 
     def _renew_market_data(self) -> None:
