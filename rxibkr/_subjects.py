@@ -53,10 +53,6 @@ class HotSubject(Observable[T], Generic[T]):
         self._completed = False
         self._on_observer_error = on_observer_error or _ignore
 
-    @property
-    def has_observers(self) -> bool:
-        return bool(self._observers)
-
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:

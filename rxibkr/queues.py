@@ -64,9 +64,6 @@ class QueueController(Generic[K]):
             self._queues[key] = (*self._queues[key], new_queue)
         return QueueAccessor(new_queue, key)
 
-    def has_accessors(self, key: K) -> bool:
-        return bool(self._queues.get(key))
-
     def put_to_queue(self, key: K, item: Any) -> None:
         for target in self._queues.get(key, ()):
             target.put(item)

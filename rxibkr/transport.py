@@ -331,7 +331,3 @@ def is_tls_verification_error(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
-
-
-def is_refused(error: BaseException | None) -> bool:
-    return isinstance(error, (ConnectionRefusedError, socket.timeout, TimeoutError))
