@@ -46,9 +46,6 @@ class Account:
         self._prices = prices
 
     # --- bookkeeping ---------------------------------------------------------------------------
-    def position(self, conid: int) -> Position | None:
-        return self.positions.get(conid)
-
     def position_view(self, conid: int) -> PositionView | None:
         p = self.positions.get(conid)
         return None if p is None or p.quantity == 0 else p.view()

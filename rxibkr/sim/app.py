@@ -11,6 +11,7 @@ import logging
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
+from rxibkr.sim import frames
 from rxibkr.sim.gateway import Gateway
 from rxibkr.sim.rest import GATEWAY, PREFIX, BadRequest, add_routes, json_response
 
@@ -61,7 +62,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         if gw.session_from_request(request):
             conn.authenticate()
         else:
-            conn.send({"message": "waiting for session"})
+            conn.send(frames.WAITING_FOR_SESSION)
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 gw.on_text(conn, msg.data)

@@ -243,6 +243,3 @@ class Connection:
         self._out.clear()
         self._out.append((0.0, None, WSMsgType.CLOSE))
         self._wake.set()
-
-    def writer_task(self) -> asyncio.Task[None]:
-        return self._writer

@@ -19,9 +19,6 @@ from rxibkr.sim.market import Quote
 SERVICE_PARAMS = ("&serviceID1=122&serviceID2=123&serviceID3=203&serviceID4=775&serviceID5=204"
                   "&serviceID6=206&serviceID7=108&serviceID8=109")
 
-#: Keys that are bookkeeping rather than requested fields.
-BOOKKEEPING = ("server_id", "conidEx", "conid", "_updated", "6119", "topic")
-
 
 @dataclass(frozen=True)
 class PositionView:

@@ -347,9 +347,7 @@ class Gateway:
         if lose_auth and competing:
             self._lose_auth(competing=True)
             return
-        frame = frames.sts(self.ident, authenticated=self.authenticated, competing=competing)
-        for conn in self.ready_connections():
-            conn.send(frame)
+        self.broadcast(frames.sts(self.ident, authenticated=self.authenticated, competing=competing))
 
     async def maintenance(self, seconds: float) -> None:
         self.maintenance_until = self.loop.time() + seconds

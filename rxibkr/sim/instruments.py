@@ -59,7 +59,6 @@ UNIVERSE: dict[int, Instrument] = {
     )
 }
 
-BY_SYMBOL: dict[str, Instrument] = {i.symbol: i for i in UNIVERSE.values()}
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

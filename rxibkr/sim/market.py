@@ -38,7 +38,6 @@ class Quote:
         "open_t",
         "prior_close_t",
         "rng",
-        "steps",
         "updated_ms",
         "volume",
     )
@@ -63,7 +62,6 @@ class Quote:
         self.high_t: int | None = None
         self.low_t: int | None = None
         self.open_t: int | None = None
-        self.steps = 0
         self.updated_ms = now_ms()
 
     # --- prices as floats ----------------------------------------------------------------------
@@ -117,7 +115,6 @@ class Quote:
         if not self.inst.available:
             return
         rng = self.rng
-        self.steps += 1
         if rng.random() < 0.75:
             self._mid *= math.exp(self._vol * rng.gauss(0.0, 1.0))
             self._mid = max(self._mid, 2.0)
@@ -170,9 +167,6 @@ class Market:
             q = Quote(instrument_for(conid, self._unavailable), self._seed, self._vol, self._p_trade)
             self._quotes[conid] = q
         return q
-
-    def known(self) -> list[int]:
-        return sorted(self._quotes)
 
     def step(self, conids: list[int]) -> list[Quote]:
         """Step the given instruments in conid order; returns their quotes."""

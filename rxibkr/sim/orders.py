@@ -64,7 +64,6 @@ class Order:
     filled: float = 0.0
     avg_price: float = 0.0
     last_ms: int = field(default_factory=now_ms)
-    marketable_at_submit: bool = False
 
     @property
     def remaining(self) -> float:
@@ -337,7 +336,6 @@ class OrderEngine:
         elif status == "Submitted":
             q = self._market.quote(order.conid)
             if order.order_type == "MKT" or self._crosses(order, q.bid, q.ask):
-                order.marketable_at_submit = True
                 self._schedule(self._fill_delay, lambda: self._fill_at_market(order))
 
     def cancel(self, order_id: int) -> Order:

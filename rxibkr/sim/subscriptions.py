@@ -19,10 +19,8 @@ class MarketDataSub:
     last: dict[str, Any] = field(default_factory=dict)
     deltas_sent: int = 0
 
-    def add_fields(self, new: list[str]) -> list[str]:
-        added = [f for f in new if f not in self.fields]
-        self.fields.extend(added)
-        return added
+    def add_fields(self, new: list[str]) -> None:
+        self.fields.extend(f for f in new if f not in self.fields)
 
 
 @dataclass
