@@ -28,7 +28,8 @@ from rxibkr.sim.commands import parse
 from rxibkr.sim.config import SimConfig, derive_hex, derive_int
 from rxibkr.sim.connection import CLOSED, GREETING, READY, WAITING, Connection
 from rxibkr.sim.fields import field_values
-from rxibkr.sim.market import Market, Quote
+from rxibkr.sim.history import build_history
+from rxibkr.sim.market import Market, Quote, now_ms
 from rxibkr.sim.orders import Order, OrderEngine, full_object
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,13 @@ class Gateway:
     def next_history_server_id(self) -> str:
         self._history_server_id += 1
         return str(self._history_server_id)
+
+    def history(self, conid: int, args: dict[str, Any]) -> dict[str, Any]:
+        """A history reply (protocol §3.2) with a fresh server id, for ``smh`` and for REST alike."""
+        q = self.market.quote(conid)
+        return build_history(q.inst, q.mark, args, seed=self.config.seed,
+                             server_id=self.next_history_server_id(), now_ms=now_ms(),
+                             max_bars=self.config.max_history_bars)
 
     # --- orders ------------------------------------------------------------------------------------
     def _publish_order(self, order: Order, payload: dict[str, Any], full: bool) -> None:

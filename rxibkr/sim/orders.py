@@ -256,8 +256,8 @@ class OrderEngine:
         return execution
 
     def history(self, days: int) -> list[dict[str, Any]]:
-        """Executions of the last ``days`` x 24 h, oldest first (complete, with commission)."""
-        cutoff = now_ms() - max(1, days) * 86_400_000
+        """Executions of the last ``days`` (1 to 7) x 24 h, oldest first (complete, with commission)."""
+        cutoff = now_ms() - max(1, min(7, days)) * 86_400_000
         return [e for e in self.executions if int(e["trade_time_r"]) >= cutoff]
 
     # --- placement / cancel --------------------------------------------------------------------

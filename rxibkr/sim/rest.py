@@ -12,7 +12,6 @@ from rxibkr.sim import frames
 from rxibkr.sim.commands import parse_conid
 from rxibkr.sim.fields import SERVICE_PARAMS, availability, field_values
 from rxibkr.sim.gateway import Gateway
-from rxibkr.sim.history import build_history
 from rxibkr.sim.instruments import search
 from rxibkr.sim.market import now_ms
 from rxibkr.sim.orders import OrderError, full_object
@@ -203,7 +202,7 @@ async def trades(request: web.Request) -> web.Response:
         days = int(request.query.get("days", "1"))
     except ValueError:
         days = 1
-    return json_response(gw.orders.history(max(1, min(7, days))))
+    return json_response(gw.orders.history(days))
 
 
 # --- market data -----------------------------------------------------------------------------------
@@ -243,10 +242,7 @@ async def history(request: web.Request) -> web.Response:
     if parsed is None:
         return json_response({"error": "conid is required", "statusCode": 400}, 400)
     started = time.perf_counter()
-    q = gw.market.quote(parsed[0])
-    body = build_history(q.inst, q.mark, dict(request.query), seed=gw.config.seed,
-                         server_id=gw.next_history_server_id(), now_ms=now_ms(),
-                         max_bars=gw.config.max_history_bars)
+    body = gw.history(parsed[0], dict(request.query))
     body["travelTime"] = int((time.perf_counter() - started) * 1000)
     return json_response(body)
 

@@ -16,7 +16,6 @@ from rxibkr.sim import frames
 from rxibkr.sim.commands import Command, parse_conid
 from rxibkr.sim.connection import Connection
 from rxibkr.sim.fields import SERVICE_PARAMS, availability, field_values
-from rxibkr.sim.history import build_history
 from rxibkr.sim.market import Quote, now_ms
 from rxibkr.sim.orders import without_commission
 from rxibkr.sim.subscriptions import LadderSub, MarketDataSub, OrdersSub
@@ -174,10 +173,8 @@ def on_smh(conn: Connection, cmd: Command) -> None:
         conn.send(frames.error(f"Exceeded the maximum of {limit} concurrent historical data subscriptions",
                                429, topic))
         return
-    server_id = gw.next_history_server_id()
-    q = gw.market.quote(conid)
-    body = build_history(q.inst, q.mark, cmd.args, seed=gw.config.seed, server_id=server_id, now_ms=now_ms(),
-                         max_bars=gw.config.max_history_bars)
+    body = gw.history(conid, cmd.args)
+    server_id = body["serverId"]
     body["topic"] = topic
     conn.history[server_id] = conid
     conn.send(body)
@@ -213,7 +210,7 @@ def on_str(conn: Connection, cmd: Command) -> None:
         return
     days = cmd.args.get("days", 1)
     days = days if isinstance(days, int) and not isinstance(days, bool) else 1
-    for execution in gw.orders.history(max(1, min(7, days))):
+    for execution in gw.orders.history(days):
         conn.send({"topic": "str", "args": [without_commission(execution)]})
         conn.send({"topic": "str", "args": [execution]})
 
