@@ -904,7 +904,7 @@ class IbkrWsClient:
                 ErrorKind.GATEWAY_ERROR, f"gateway error: {self._redact(str(data))}", payload=message
             )
         elif kind is MessageKind.CONTROL:
-            self._on_topicless(message, data)
+            self._on_topicless(message)
         elif message.key is IbkrWsKey.AUTHENTICATION_STATUS:
             args = data.get("args")
             if isinstance(args, Mapping):
@@ -948,9 +948,8 @@ class IbkrWsClient:
                     return
             self._confirm_from_frame(message)
 
-    def _on_topicless(self, message: Message, data: Mapping[str, Any]) -> None:
-        text = data.get("message")
-        if text == "waiting for session":
+    def _on_topicless(self, message: Message) -> None:
+        if message.key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
             if self._session_id and self._conn is not None:
                 self._send(rq.session(self._session_id))
             return
@@ -1225,9 +1224,7 @@ class IbkrWsClient:
         sub.set_status(SubscriptionStatus.PENDING)
         target = None
         if sub.key is IbkrWsKey.MARKET_HISTORY:
-            ids = self.server_ids(IbkrWsKey.MARKET_HISTORY) or {}
-            conid = sub.match_channel.partition("+")[2]
-            target = next((sid for sid, c in ids.items() if str(c) == conid), None)
+            target = next(iter(self._history_server_ids(sub)), None)
         self._unsub_awaiting[(sub.key, target)] = sub
 
         def settled(status: SubscriptionStatus) -> None:
@@ -1257,6 +1254,12 @@ class IbkrWsClient:
                 return False
         return True
 
+    def _history_server_ids(self, sub: SubscriptionState) -> list[str]:
+        """The gateway's server ids of a market history subscription (learnt from its ``smh`` replies)."""
+        conid = sub.match_channel.partition("+")[2]
+        ids = self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {})
+        return [sid for sid, c in ids.items() if str(c) == conid]
+
     def _unsubscribe_payloads(
         self, sub: SubscriptionState, data: dict[str, Any] | None, processor: SubscriptionProcessor
     ) -> list[str]:
@@ -1265,9 +1268,7 @@ class IbkrWsClient:
             key = sub.key
             target = sub.match_channel.partition("+")[2]
             if key is IbkrWsKey.MARKET_HISTORY:
-                ids = self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {})
-                server_ids = [sid for sid, conid in ids.items() if str(conid) == target]
-                return [rq.unsubscribe_market_history(sid) for sid in server_ids]
+                return [rq.unsubscribe_market_history(sid) for sid in self._history_server_ids(sub)]
             if key is IbkrWsKey.TRADES:
                 return [rq.unsubscribe_trades()]
             if key is IbkrWsKey.PRICE_LADDER and target:

@@ -680,7 +680,6 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
-        self.last: dict[str, Any] | None = None
         self.state: dict[str, Any] = {}
         self.latest: MarketDataUpdate | None = None
 
@@ -693,16 +692,15 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
 
     def on_message(self, message: Message) -> None:
         data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
+        updated = data.get("_updated")
+        if type(updated) is not int:
+            updated = _int(updated)
         with self.lock:
-            last = self.last
+            latest = self.latest
             # a duplicate repeats _updated too: compare that first, the whole frame only then
-            if last is not None and data.get("_updated") == last.get("_updated") and data == last:
+            if latest is not None and updated == latest.updated and data == latest.data:
                 self.streams.duplicates_dropped += 1
                 return
-            self.last = data
-            updated = data.get("_updated")
-            if type(updated) is not int:
-                updated = _int(updated)
             update = new_update(self.route, updated, data, message)
             self.state.update(data)
             self.latest = update
