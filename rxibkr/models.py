@@ -529,10 +529,7 @@ class History:
     @classmethod
     def from_message(cls, message: Message) -> History:
         data = message.data or {}
-        target = message.target
-        conid = _int(data.get("conid"))
-        if conid is None and target:
-            conid = _int(target.split("@", 1)[0])
+        conid = _conid_of(message)
         rows = data.get("data")
         bars: list[Bar] = []
         if isinstance(rows, list):

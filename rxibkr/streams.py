@@ -45,6 +45,7 @@ from rxibkr.models import (
     PnlRow,
     SummaryItem,
     _args_items,
+    _conid_of,
     _int,
     new_update,
 )
@@ -178,9 +179,6 @@ class _Hub(Generic[T]):
 
     def on_attach(self, entry: _Entry[T], first: bool) -> None:
         """An observer was attached (``first``: the hub's first; the subscribe is sent next)."""
-
-    def on_last(self) -> None:
-        """The last observer left."""
 
     def on_subscription(self, sub: Subscription) -> None:
         """The client gave the hub this Subscription (the first time, or a new one)."""
@@ -527,7 +525,6 @@ class TypedStreams:
             routes = self._routes.get(key)
             if routes is not None and routes.get(hub.route) is hub:
                 del routes[hub.route]
-        hub.on_last()
         self._sync(hub)
 
     def _sync(self, hub: _Hub[Any]) -> None:
@@ -600,12 +597,10 @@ class TypedStreams:
                 if data is None:
                     return
                 hub = get(data.get("conid"))
-                if hub is None:
-                    target = message.target
-                    if target is None or message.kind is not _DATA:
+                if hub is None:  # no conid in the frame: the topic names it
+                    if message.kind is not _DATA:
                         return
-                    conid = target.split("@", 1)[0]
-                    hub = get(int(conid)) if conid.isdigit() else None
+                    hub = get(_conid_of(message))
                     if hub is None:
                         return
                 hub.on_message(message)

@@ -33,7 +33,6 @@ SOURCES = ("midpoint", "trades", "bid_ask", "bid", "ask")
 FORMAT_CODES = ("%o", "%c", "%h", "%l", "%v")
 """The ``smh`` format codes (open, close, high, low, volume), joined with ``/``."""
 
-SOLICITED_CHANNELS = ("md", "mh", "bd", "or", "tr", "pl", "sd", "ld")
 """The two-letter channels that take an ``s``/``u`` prefix."""
 
 
