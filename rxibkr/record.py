@@ -551,7 +551,8 @@ class ReplayConnection:
         return not any(t.is_alive() for t in self._threads if t is not current)
 
     # -- delivery ----------------------------------------------------------------------------------
-    def _begin(self) -> None:
+    def start(self) -> None:
+        """Begin replaying (called by the client once it has recorded this connection)."""
         if not self._steps:
             self.transport._ended()  # nothing left to replay: this connect never completes
             return
@@ -748,16 +749,7 @@ class ReplayTransport:
                 self._clock_scheduler = connection._scheduler  # every own scheduler runs on the wall clock
             if self._origin is None and recorded is not None:
                 self._origin = (scheduler_seconds(self._clock_scheduler), recorded.t_open)
-        # Start once the client has taken the connection: open() runs on its control scheduler, and
-        # frames delivered before it stores the connection would be ignored as coming from a stale one.
-        control = getattr(listener, "scheduler", None)
-        if not isinstance(scheduler, VirtualTimeScheduler) and isinstance(control, abc.SchedulerBase):
-            try:
-                control.schedule(lambda *_: connection._begin())
-                return connection
-            except Exception:  # the control scheduler is gone
-                pass
-        connection._begin()
+        # Unstarted (Transport protocol): the client stores the connection, then calls start().
         return connection
 
     # -- internals ---------------------------------------------------------------------------------
