@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import orjson
 import reactivex
@@ -54,6 +55,22 @@ from rxibkr.transport import (
     is_tls_verification_error,
 )
 from rxibkr.watchdogs import silence
+
+if TYPE_CHECKING:  # annotations only: these modules import the client
+    from rxibkr.models import (
+        AuthStatus,
+        Bar,
+        Bulletin,
+        Execution,
+        Ladder,
+        LedgerRow,
+        MarketDataUpdate,
+        Notification,
+        OrderUpdate,
+        PnlRow,
+        SummaryItem,
+    )
+    from rxibkr.record import Recorder
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1450,25 +1467,6 @@ class IbkrWsClient:
     # ---- typed streams (rxibkr.streams): delegating methods go here --------------------------------
     # Typed, parsed, merged streams per topic: cold and reference-counted (the first observer
     # subscribes, the last disposal unsubscribes), kept across reconnects. See rxibkr.streams.
-    from typing import TYPE_CHECKING
-
-    if TYPE_CHECKING:  # names for the annotations below only (no import cycle at runtime)
-        from rxibkr.models import (
-            AuthStatus,
-            Bar,
-            Bulletin,
-            Execution,
-            Ladder,
-            LedgerRow,
-            MarketDataUpdate,
-            Notification,
-            OrderUpdate,
-            PnlRow,
-            SummaryItem,
-        )
-
-    del TYPE_CHECKING
-
     def market_data(
         self, conid: int | str, fields: str | int | Iterable[str | int] | None = None
     ) -> Observable[MarketDataUpdate]:
@@ -1562,7 +1560,7 @@ class IbkrWsClient:
     # ---- end typed streams ------------------------------------------------------------------------
 
     # ---- record / replay (rxibkr.record): delegating methods go here -------------------------------
-    def record(self, path: Any) -> abc.DisposableBase:
+    def record(self, path: str | os.PathLike[str]) -> Recorder:
         """Append every frame in and out, and connection open/close events, to the JSON Lines file ``path``.
 
         Returns an ``rxibkr.record.Recorder`` (a Disposable): dispose it to stop; the file is flushed and

@@ -99,6 +99,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         client.shutdown()
         recorder.dispose()
-    frames = getattr(recorder, "frames", "?")
-    sys.stderr.write(f"recorded {frames} frames to {out}\n")
+    sys.stderr.write(f"recorded {recorder.frames} frames to {out}\n")
     return 0

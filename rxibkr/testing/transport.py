@@ -423,9 +423,6 @@ class FakeTransport:
                 0.0, lambda: connection.receive(_frames.tic(session, last_accessed=int(self.now * 1000)))
             )
 
-    def _now(self) -> float:  # kept for older callers
-        return self.now
-
     def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
         self.scheduler.schedule_relative(delay, lambda *_: fn())
 

@@ -56,10 +56,6 @@ def client(sim: Any) -> Iterator[IbkrWsClient]:
     c.shutdown()
 
 
-def client_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith(("rxibkr-", "Thread-")) and t.is_alive()}
-
-
 def sim_received(sim: Any) -> list[str]:
     return [text for _conn, text in sim.received_frames()]
 
