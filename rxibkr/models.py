@@ -17,6 +17,9 @@ from types import MappingProxyType
 from typing import Any
 
 from rxibkr.protocol import FIELD_KINDS, FIELDS, FieldKind, Message, parse_number, parse_price, parse_value
+from rxibkr.protocol.fields import _NUMBER_CHARS as NUMBER_CHARS
+from rxibkr.protocol.fields import _UNWRAP as UNWRAPPED_NAMES
+from rxibkr.protocol.fields import RAW_VOLUME_KEY, SENTINELS
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 """An empty, read-only mapping (shared default)."""
@@ -85,7 +88,7 @@ _SPECS: dict[str, tuple[str, int]] = {
     )
     for fid, name in FIELDS.items()
 }
-_SPECS["87_raw"] = ("volume_raw", _NUMBER)
+_SPECS[RAW_VOLUME_KEY] = (UNWRAPPED_NAMES[RAW_VOLUME_KEY], _NUMBER)
 for _key in ("conid", "conidEx", "server_id", "_updated", "topic"):  # bookkeeping, not fields
     _SPECS[_key] = (_key, _SKIP)
 _SPECS_get = _SPECS.get
@@ -94,9 +97,9 @@ _PRICES: dict[str, tuple[float | None, str]] = {}
 _PRICES_get = _PRICES.get
 _NUMBERS: dict[str, Any] = {}
 _NUMBERS_get = _NUMBERS.get
-_is_plain = frozenset("0123456789.+-eE").issuperset
+_is_plain = NUMBER_CHARS.issuperset
 _isfinite = math.isfinite
-_TEXT_SENTINELS = frozenset({"", "N/A", "n/a", "-"})
+_TEXT_SENTINELS = SENTINELS
 _MISS: Any = object()
 
 
