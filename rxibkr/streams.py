@@ -97,12 +97,7 @@ class HistoryLimitError(RuntimeError):
 
 
 def _conid(conid: object) -> int:
-    if isinstance(conid, bool) or not isinstance(conid, int | str):
-        raise TypeError(f"conid: expected an int (or a numeric str), got {type(conid).__name__}")
-    text = str(conid)
-    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
-        raise ValueError(f"conid: expected a positive contract id, got {conid!r}")
-    return int(text)
+    return int(rq.plain_conid("conid", conid))
 
 
 def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
@@ -112,12 +107,7 @@ def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
 
 
 def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-    items = (values,) if isinstance(values, str) else tuple(values)
-    if not items or not all(isinstance(v, str) and v for v in items):
-        raise ValueError(f"{name}: expected non-empty strings (or None for everything), got {values!r}")
-    return items
+    return None if values is None else tuple(rq.strings(name, values))
 
 
 # =================================================================================================

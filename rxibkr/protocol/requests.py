@@ -56,7 +56,8 @@ def _token(name: str, value: object, *, allow_int: bool = False) -> str:
     return text
 
 
-def _plain_conid(name: str, value: object) -> str:
+def plain_conid(name: str, value: object) -> str:
+    """A positive contract id as text (ValueError/TypeError naming ``name`` otherwise)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _type_error(name, "an int or a numeric str", value)
     text = str(value)
@@ -71,8 +72,8 @@ def _conid(name: str, value: object, exchange: str | None = None) -> str:
         if exchange is not None:
             raise ValueError(f"{name} already names an exchange ({value!r}); do not also pass exchange")
         conid, _, venue = value.partition("@")
-        return _plain_conid(name, conid) + "@" + _token(f"{name} exchange", venue)
-    text = _plain_conid(name, value)
+        return plain_conid(name, conid) + "@" + _token(f"{name} exchange", venue)
+    text = plain_conid(name, value)
     if exchange is not None:
         text += "@" + _token("exchange", exchange)
     return text
@@ -82,7 +83,7 @@ def _account(value: object) -> str:
     return _token("account", value)
 
 
-def _strings(name: str, values: str | Iterable[str]) -> list[str]:
+def strings(name: str, values: str | Iterable[str]) -> list[str]:
     """A non-empty list of non-empty strings; a single str counts as a list of one."""
     items: list[Any] = [values] if isinstance(values, str) else _as_list(name, values)
     for item in items:
@@ -199,7 +200,7 @@ def market_history(
     args["source"] = source
     if format is not None:
         args["format"] = _check_format(format)
-    return f"smh+{_plain_conid('conid', conid)}+{_dumps(args)}"
+    return f"smh+{plain_conid('conid', conid)}+{_dumps(args)}"
 
 
 def unsubscribe_market_history(server_id: str | int) -> str:
@@ -209,7 +210,7 @@ def unsubscribe_market_history(server_id: str | int) -> str:
 
 def price_ladder(account: str, conid: int | str, exchange: str | None = None) -> str:
     """``sbd+<account>+<conid>[+<exchange>]`` (no exchange = all deep exchanges)."""
-    payload = f"sbd+{_account(account)}+{_plain_conid('conid', conid)}"
+    payload = f"sbd+{_account(account)}+{plain_conid('conid', conid)}"
     if exchange is not None:
         payload += "+" + _token("exchange", exchange)
     return payload
@@ -225,7 +226,7 @@ def unsubscribe_price_ladder(account: str) -> str:
 
 def orders(filters: str | Sequence[str] | None = None) -> str:
     """``sor+{}`` or ``sor+{"filters":["Submitted"]}``."""
-    args = {} if filters is None else {"filters": _strings("filters", filters)}
+    args = {} if filters is None else {"filters": strings("filters", filters)}
     return f"sor+{_dumps(args)}"
 
 
@@ -269,9 +270,9 @@ def unsubscribe_pnl() -> str:
 def _account_args(keys: str | Sequence[str] | None, fields: str | Sequence[str] | None) -> str:
     args: dict[str, Any] = {}
     if keys is not None:
-        args["keys"] = _strings("keys", keys)
+        args["keys"] = strings("keys", keys)
     if fields is not None:
-        args["fields"] = _strings("fields", fields)
+        args["fields"] = strings("fields", fields)
     return _dumps(args)
 
 
@@ -379,11 +380,11 @@ def _check_targets(action: str, channel: str, targets: tuple[str, ...]) -> None:
         if channel == "md":
             _conid("conid", target)
         elif channel == "mh" and action == "s":
-            _plain_conid("conid", target)
+            plain_conid("conid", target)
         else:
             _token("target", target)
     if channel == "bd" and action == "s":
-        _plain_conid("conid", targets[1])
+        plain_conid("conid", targets[1])
 
 
 def parse_request(payload: str) -> ClientRequest:
