@@ -264,12 +264,7 @@ class TypedStreams:
         ask for the same parameters (ValueError otherwise); a sixth concurrent history raises
         :class:`HistoryLimitError` (to the observer: ``on_error``, or raised by ``subscribe``).
         """
-        cid = _conid(conid)
-        payload = rq.market_history(
-            cid, period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source
-        )  # validates every argument
-        data = rq.parse_request(payload).args
-        return self._stream(f"mh+{cid}", IbkrWsKey.MARKET_HISTORY, str(cid), _HistoryHub, data)
+        return self._history(conid, period, bar, exchange, outside_rth, source, "bars")
 
     def market_history_replies(
         self,
@@ -282,13 +277,24 @@ class TypedStreams:
     ) -> Observable[History]:
         """Like :meth:`market_history`, but one :class:`~rxibkr.models.History` per ``smh`` reply
         (with the series' metadata: server id, symbol, price factor, bar length)."""
+        return self._history(conid, period, bar, exchange, outside_rth, source, "replies")
+
+    def _history(
+        self,
+        conid: int | str,
+        period: str,
+        bar: str,
+        exchange: str | None,
+        outside_rth: bool,
+        source: str,
+        variant: str,
+    ) -> Observable[Any]:
         cid = _conid(conid)
-        payload = rq.market_history(
-            cid, period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source
+        data = rq.market_history_args(  # validates every argument
+            period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source
         )
-        data = rq.parse_request(payload).args
         return self._stream(
-            f"mh+{cid}", IbkrWsKey.MARKET_HISTORY, str(cid), _HistoryHub, data, variant="replies"
+            f"mh+{cid}", IbkrWsKey.MARKET_HISTORY, str(cid), _HistoryHub, data, variant=variant
         )
 
     def orders(

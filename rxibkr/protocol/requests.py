@@ -173,8 +173,7 @@ def _check_format(fmt: object) -> str:
     return fmt
 
 
-def market_history(
-    conid: int | str,
+def market_history_args(
     *,
     period: str = "1d",
     bar: str = "5min",
@@ -182,11 +181,9 @@ def market_history(
     outside_rth: bool = False,
     source: str = "trades",
     format: str | None = None,
-) -> str:
-    """``smh+<conid>+{"exchange":..,"period":..,"bar":..,"outsideRth":..,"source":..,"format":..}``.
-
-    ``exchange`` and ``format`` are included only when given; the key order follows the IBKR example.
-    """
+) -> dict[str, Any]:
+    """The JSON arguments of ``smh``, validated; ``exchange`` and ``format`` only when given (the key
+    order follows the IBKR example)."""
     args: dict[str, Any] = {}
     if exchange is not None:
         args["exchange"] = _token("exchange", exchange)
@@ -200,6 +197,23 @@ def market_history(
     args["source"] = source
     if format is not None:
         args["format"] = _check_format(format)
+    return args
+
+
+def market_history(
+    conid: int | str,
+    *,
+    period: str = "1d",
+    bar: str = "5min",
+    exchange: str | None = None,
+    outside_rth: bool = False,
+    source: str = "trades",
+    format: str | None = None,
+) -> str:
+    """``smh+<conid>+{"exchange":..,"period":..,"bar":..,"outsideRth":..,"source":..,"format":..}``."""
+    args = market_history_args(
+        period=period, bar=bar, exchange=exchange, outside_rth=outside_rth, source=source, format=format
+    )
     return f"smh+{plain_conid('conid', conid)}+{_dumps(args)}"
 
 
