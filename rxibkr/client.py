@@ -1167,14 +1167,15 @@ class IbkrWsClient:
             )
             self._send_subscribe_now(sub)
             return
-        # FAILED, but still listened for: data that comes late on this session makes it ACTIVE
-        sub.set_status(SubscriptionStatus.FAILED)
         self._report(
             ErrorKind.SUBSCRIPTION_FAILED,
             f"subscription {sub.channel!r} not confirmed after {sub.attempts} attempts "
             f"of {self._subscription_timeout:g} s",
             payload=sub,
         )
+        # FAILED after the report (whoever waits on the status finds the event), but still listened
+        # for: data that comes late on this session makes it ACTIVE
+        sub.set_status(SubscriptionStatus.FAILED)
 
     def _confirm_from_frame(self, message: Message) -> None:
         channel = message.channel
