@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks import firehose as fh
 from benchmarks import prototypes
-from rxibkr.client import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.protocol import IbkrWsKey, decode
 
 

@@ -31,7 +31,7 @@ import orjson
 import websocket
 
 from benchmarks import firehose as fh
-from rxibkr.client import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.protocol import IbkrWsKey
 
 CONID = fh.CONID
@@ -354,7 +354,7 @@ def _framing_ceiling(ws: websocket.WebSocket, warm: int, n: int) -> Sample:
 # client rows
 # ---------------------------------------------------------------------------------------------------
 def _operators() -> Any:
-    return importlib.import_module("rxibkr.operators")
+    return importlib.import_module("rxibkr.streams.operators")
 
 
 def _market_data(client: IbkrWsClient) -> Callable[[int], Any] | None:
@@ -363,7 +363,7 @@ def _market_data(client: IbkrWsClient) -> Callable[[int], Any] | None:
     if callable(method):
         return cast(Callable[[int], Any], method)
     try:
-        streams = importlib.import_module("rxibkr.streams")
+        streams = importlib.import_module("rxibkr.streams.hubs")
     except ImportError:
         return None
     streams_of = getattr(streams, "streams_of", None)
@@ -382,16 +382,16 @@ def streams_available() -> str | None:
     try:
         operators = _operators()
     except ImportError as exc:
-        return f"rxibkr.operators: {exc}"
+        return f"rxibkr.streams.operators: {exc}"
     if not callable(getattr(operators, "snapshots", None)):
-        return "rxibkr.operators.snapshots missing"
+        return "rxibkr.streams.operators.snapshots missing"
     if not callable(getattr(IbkrWsClient, "market_data", None)):
         try:
-            streams = importlib.import_module("rxibkr.streams")
+            streams = importlib.import_module("rxibkr.streams.hubs")
         except ImportError as exc:
-            return f"rxibkr.streams: {exc}"
+            return f"rxibkr.streams.hubs: {exc}"
         if not callable(getattr(streams, "streams_of", None)):
-            return "neither IbkrWsClient.market_data nor rxibkr.streams.streams_of"
+            return "neither IbkrWsClient.market_data nor rxibkr.streams.hubs.streams_of"
     return None
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import websocket
 
-from rxibkr import client as client_module
-from rxibkr import transport
+from rxibkr.client import core as client_module
+from rxibkr.io import transport
 from rxibkr.protocol import IbkrWsKey
 
 READ_SIZE = 65536

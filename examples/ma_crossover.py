@@ -32,9 +32,8 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.models import Quote
-from rxibkr.operators import quotes, snapshots
+from rxibkr import IbkrWsClient, Quote
+from rxibkr.streams.operators import quotes, snapshots
 
 DEFAULT_CONID = 265598  # AAPL
 

@@ -20,8 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.models import Execution, OrderUpdate
+from rxibkr import Execution, IbkrWsClient, OrderUpdate
 
 DEFAULT_CONID = 265598  # AAPL
 

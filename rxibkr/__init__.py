@@ -11,11 +11,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rxibkr import operators
-    from rxibkr.aio import QueueOverflowError, aiter, on_loop
-    from rxibkr.client import UNDEFINED, IbkrWsClient, WireEvent
-    from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
-    from rxibkr.models import (
+    from rxibkr.client.core import UNDEFINED, IbkrWsClient, WireEvent
+    from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
+    from rxibkr.client.queues import QueueAccessor, QueueController
+    from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
+    from rxibkr.io.rest import IbkrSession, SessionError
+    from rxibkr.plot import LivePlot, live_plot
+    from rxibkr.protocol import (
+        IbkrSubscriptionProcessor,
+        IbkrWsKey,
+        Message,
+        MessageKind,
+        SubscriptionProcessor,
+        decode,
+    )
+    from rxibkr.record import Recorder, Recording, ReplayTransport
+    from rxibkr.sim import GatewaySimulator
+    from rxibkr.streams import HistoryLimitError, TypedStreams, operators, streams_of
+    from rxibkr.streams.aio import QueueOverflowError, aiter, on_loop
+    from rxibkr.streams.models import (
         AuthStatus,
         Bar,
         Bulletin,
@@ -31,72 +45,64 @@ if TYPE_CHECKING:
         Quote,
         SummaryItem,
     )
-    from rxibkr.plot import LivePlot, live_plot
-    from rxibkr.protocol import (
-        IbkrSubscriptionProcessor,
-        IbkrWsKey,
-        Message,
-        MessageKind,
-        SubscriptionProcessor,
-        decode,
-    )
-    from rxibkr.queues import QueueAccessor, QueueController
-    from rxibkr.record import Recorder, Recording, ReplayTransport
-    from rxibkr.session import IbkrSession, SessionError
-    from rxibkr.sim import GatewaySimulator
-    from rxibkr.streams import HistoryLimitError, TypedStreams, streams_of
-    from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "UNDEFINED": "rxibkr.client",
-    "IbkrWsClient": "rxibkr.client",
-    "WireEvent": "rxibkr.client",
-    "ConnectionState": "rxibkr.events",
-    "ErrorEvent": "rxibkr.events",
-    "ErrorKind": "rxibkr.events",
+    "UNDEFINED": "rxibkr.client.core",
+    "IbkrWsClient": "rxibkr.client.core",
+    "WireEvent": "rxibkr.client.core",
+    "ConnectionState": "rxibkr.client.events",
+    "ErrorEvent": "rxibkr.client.events",
+    "ErrorKind": "rxibkr.client.events",
     "IbkrSubscriptionProcessor": "rxibkr.protocol",
     "IbkrWsKey": "rxibkr.protocol",
     "Message": "rxibkr.protocol",
     "MessageKind": "rxibkr.protocol",
     "SubscriptionProcessor": "rxibkr.protocol",
     "decode": "rxibkr.protocol",
-    "QueueAccessor": "rxibkr.queues",
-    "QueueController": "rxibkr.queues",
+    "QueueAccessor": "rxibkr.client.queues",
+    "QueueController": "rxibkr.client.queues",
     "Recorder": "rxibkr.record",
     "Recording": "rxibkr.record",
     "ReplayTransport": "rxibkr.record",
-    "IbkrSession": "rxibkr.session",
-    "SessionError": "rxibkr.session",
+    "IbkrSession": "rxibkr.io.rest",
+    "SessionError": "rxibkr.io.rest",
     "GatewaySimulator": "rxibkr.sim",
-    "Subscription": "rxibkr.subscriptions",
-    "SubscriptionStatus": "rxibkr.subscriptions",
-    "SubscriptionState": "rxibkr.subscriptions",
-    "MarketDataUpdate": "rxibkr.models",
-    "Quote": "rxibkr.models",
-    "Bar": "rxibkr.models",
-    "History": "rxibkr.models",
-    "OrderUpdate": "rxibkr.models",
-    "Execution": "rxibkr.models",
-    "PnlRow": "rxibkr.models",
-    "SummaryItem": "rxibkr.models",
-    "LedgerRow": "rxibkr.models",
-    "Ladder": "rxibkr.models",
-    "LadderRow": "rxibkr.models",
-    "Notification": "rxibkr.models",
-    "Bulletin": "rxibkr.models",
-    "AuthStatus": "rxibkr.models",
+    "Subscription": "rxibkr.client.subscriptions",
+    "SubscriptionStatus": "rxibkr.client.subscriptions",
+    "SubscriptionState": "rxibkr.client.subscriptions",
+    "MarketDataUpdate": "rxibkr.streams.models",
+    "Quote": "rxibkr.streams.models",
+    "Bar": "rxibkr.streams.models",
+    "History": "rxibkr.streams.models",
+    "OrderUpdate": "rxibkr.streams.models",
+    "Execution": "rxibkr.streams.models",
+    "PnlRow": "rxibkr.streams.models",
+    "SummaryItem": "rxibkr.streams.models",
+    "LedgerRow": "rxibkr.streams.models",
+    "Ladder": "rxibkr.streams.models",
+    "LadderRow": "rxibkr.streams.models",
+    "Notification": "rxibkr.streams.models",
+    "Bulletin": "rxibkr.streams.models",
+    "AuthStatus": "rxibkr.streams.models",
     "TypedStreams": "rxibkr.streams",
     "streams_of": "rxibkr.streams",
     "HistoryLimitError": "rxibkr.streams",
-    "aiter": "rxibkr.aio",
-    "on_loop": "rxibkr.aio",
-    "QueueOverflowError": "rxibkr.aio",
+    "aiter": "rxibkr.streams.aio",
+    "on_loop": "rxibkr.streams.aio",
+    "QueueOverflowError": "rxibkr.streams.aio",
     "live_plot": "rxibkr.plot",
     "LivePlot": "rxibkr.plot",
 }
-_SUBMODULES = frozenset({"operators", "protocol", "testing", "sim", "record", "plot"})
+_SUBMODULES: dict[str, str] = {
+    "operators": "rxibkr.streams.operators",
+    "protocol": "rxibkr.protocol",
+    "testing": "rxibkr.testing",
+    "sim": "rxibkr.sim",
+    "record": "rxibkr.record",
+    "plot": "rxibkr.plot",
+}
 
 __all__ = [
     "UNDEFINED",
@@ -151,7 +157,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"rxibkr.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'rxibkr' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 import sys
 
-from rxibkr.cli import main
+from rxibkr.cli.main import main
 
 sys.exit(main())

@@ -14,6 +14,6 @@ def test_every_exported_name_resolves() -> None:
 
 
 def test_importing_rxibkr_does_not_import_the_client() -> None:
-    code = "import sys, rxibkr; print('rxibkr.client' in sys.modules, 'reactivex' in sys.modules)"
+    code = "import sys, rxibkr; print('rxibkr.client.core' in sys.modules, 'reactivex' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

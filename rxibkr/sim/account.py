@@ -50,8 +50,17 @@ class Account:
         p = self.positions.get(conid)
         return None if p is None or p.quantity == 0 else p.view()
 
-    def apply_fill(self, conid: int, side: str, quantity: float, price: float, commission: float,
-                   *, today: bool = True, prior_close: float | None = None) -> Position:
+    def apply_fill(
+        self,
+        conid: int,
+        side: str,
+        quantity: float,
+        price: float,
+        commission: float,
+        *,
+        today: bool = True,
+        prior_close: float | None = None,
+    ) -> Position:
         """Book an execution (``side`` "B"/"S"); returns the resulting position."""
         signed = quantity if side == "B" else -quantity
         pos = self.positions.setdefault(conid, Position(conid))
@@ -106,8 +115,19 @@ class Account:
         nl = cash + mv
         maint = 0.25 * gross
         init = 0.25 * gross
-        return {"mv": mv, "upl": upl, "dpl": dpl, "gross": gross, "cash": cash, "nl": nl, "maint": maint,
-                "init": init, "el": nl - maint, "af": nl - init, "eur_value": eur}
+        return {
+            "mv": mv,
+            "upl": upl,
+            "dpl": dpl,
+            "gross": gross,
+            "cash": cash,
+            "nl": nl,
+            "maint": maint,
+            "init": init,
+            "el": nl - maint,
+            "af": nl - init,
+            "eur_value": eur,
+        }
 
     def pnl_row(self) -> dict[str, Any]:
         """The ``spl`` row ``{"<acct>.Core": {...}}``."""
@@ -147,15 +167,30 @@ class Account:
         entries: list[dict[str, Any]] = [
             {"key": "AccountCode", "value": self.account_id, "severity": 0, "timestamp": timestamp_s},
             {"key": "AccountType", "value": "INDIVIDUAL", "severity": 0, "timestamp": timestamp_s},
-            {"key": "Cushion", "value": f"{(v['el'] / v['nl']) if v['nl'] else 0.0:.4f}", "severity": 0,
-             "timestamp": timestamp_s},
-            {"key": "Leverage-S", "value": f"{(v['gross'] / v['nl']) if v['nl'] else 0.0:.2f}", "severity": 0,
-             "timestamp": timestamp_s},
+            {
+                "key": "Cushion",
+                "value": f"{(v['el'] / v['nl']) if v['nl'] else 0.0:.4f}",
+                "severity": 0,
+                "timestamp": timestamp_s,
+            },
+            {
+                "key": "Leverage-S",
+                "value": f"{(v['gross'] / v['nl']) if v['nl'] else 0.0:.2f}",
+                "severity": 0,
+                "timestamp": timestamp_s,
+            },
         ]
         for key, value in money.items():
             for suffix in ("", "-S"):
-                entries.append({"key": key + suffix, "currency": "USD", "monetaryValue": round(value, 2),
-                                "severity": 0, "timestamp": timestamp_s})
+                entries.append(
+                    {
+                        "key": key + suffix,
+                        "currency": "USD",
+                        "monetaryValue": round(value, 2),
+                        "severity": 0,
+                        "timestamp": timestamp_s,
+                    }
+                )
         return entries
 
     def ledger_rows(self, timestamp_s: int) -> dict[str, dict[str, Any]]:
@@ -166,8 +201,9 @@ class Account:
         eur_cash = self.cash.get("EUR", 0.0)
         realized = sum(p.realized for p in self.positions.values())
 
-        def row(key: str, second: str, cash: float, rate_: float, stock_mv: float, upl: float,
-                realized_: float) -> dict[str, Any]:
+        def row(
+            key: str, second: str, cash: float, rate_: float, stock_mv: float, upl: float, realized_: float
+        ) -> dict[str, Any]:
             return {
                 "acctCode": self.account_id,
                 "cashbalance": round(cash, 2),
@@ -226,7 +262,12 @@ class Account:
             "covestor": False,
             "noClientTrading": False,
             "trackVirtualFXPortfolio": True,
-            "parent": {"mmc": [], "accountId": "", "isMParent": False, "isMChild": False,
-                       "isMultiplex": False},
+            "parent": {
+                "mmc": [],
+                "accountId": "",
+                "isMParent": False,
+                "isMChild": False,
+                "isMultiplex": False,
+            },
             "desc": self.account_id,
         }

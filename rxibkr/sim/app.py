@@ -38,8 +38,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPNotFound:
         return json_response({"error": f"Route not found: {request.method} {path}", "statusCode": 404}, 404)
     except web.HTTPMethodNotAllowed:
-        return json_response({"error": f"Method not allowed: {request.method} {path}", "statusCode": 405},
-                             405)
+        return json_response(
+            {"error": f"Method not allowed: {request.method} {path}", "statusCode": 405}, 405
+        )
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:

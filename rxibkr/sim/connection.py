@@ -40,8 +40,9 @@ MAX_BACKLOG = 100_000
 class Connection:
     """State of one accepted socket."""
 
-    def __init__(self, gateway: Gateway, connection_id: int, ws: web.WebSocketResponse,
-                 request: web.Request) -> None:
+    def __init__(
+        self, gateway: Gateway, connection_id: int, ws: web.WebSocketResponse, request: web.Request
+    ) -> None:
         self.gw = gateway
         self.id = connection_id
         self.ws = ws
@@ -69,8 +70,11 @@ class Connection:
         if self.state == CLOSED:
             return
         if len(self._out) >= MAX_BACKLOG:
-            log.warning("connection %d: client is not reading (%d frames queued); dropping it",
-                        self.id, len(self._out))
+            log.warning(
+                "connection %d: client is not reading (%d frames queued); dropping it",
+                self.id,
+                len(self._out),
+            )
             self.abort()
             self.shutdown()
             return

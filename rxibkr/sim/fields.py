@@ -16,8 +16,10 @@ from rxibkr.sim.instruments import UNIVERSE, Instrument
 from rxibkr.sim.market import Quote
 
 #: Service-params string (field 6508) as seen in live frames.
-SERVICE_PARAMS = ("&serviceID1=122&serviceID2=123&serviceID3=203&serviceID4=775&serviceID5=204"
-                  "&serviceID6=206&serviceID7=108&serviceID8=109")
+SERVICE_PARAMS = (
+    "&serviceID1=122&serviceID2=123&serviceID3=203&serviceID4=775&serviceID5=204"
+    "&serviceID6=206&serviceID7=108&serviceID8=109"
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,12 @@ def fundamentals(inst: Instrument) -> Fundamentals:
         beta=rng.uniform(0.6, 1.8),
         shortable_shares=rng.uniform(1e6, 5e8),
         fee_rate=rng.uniform(0.25, 0.5),
-        ema=(p * rng.uniform(0.85, 1.05), p * rng.uniform(0.9, 1.05), p * rng.uniform(0.93, 1.05),
-             p * rng.uniform(0.96, 1.04)),
+        ema=(
+            p * rng.uniform(0.85, 1.05),
+            p * rng.uniform(0.9, 1.05),
+            p * rng.uniform(0.93, 1.05),
+            p * rng.uniform(0.96, 1.04),
+        ),
     )
     _FUNDAMENTALS[inst.conid] = f
     return f
@@ -203,8 +209,9 @@ GETTERS: dict[str, Getter] = {
     "77": _pos(lambda q, p: fmt_number(_upl(q, p))),
     "78": _pos(lambda q, p: fmt_number(p.quantity * q.mark - p.prior_close_value)),
     "79": _pos(lambda q, p: fmt_number(p.realized)),
-    "80": _pos(lambda q, p: f"{100.0 * _upl(q, p) / abs(p.quantity * p.avg_cost):.2f}%"
-               if p.avg_cost else None),
+    "80": _pos(
+        lambda q, p: f"{100.0 * _upl(q, p) / abs(p.quantity * p.avg_cost):.2f}%" if p.avg_cost else None
+    ),
     "82": _chg,
     "83": _chg_pct,
     "84": lambda q, p: q.fmt(q.bid_t),

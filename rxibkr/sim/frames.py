@@ -30,7 +30,7 @@ class Identity:
     def from_config(cls, config: SimConfig) -> Identity:
         seed = config.seed
         mac_hex = derive_hex(seed, "mac", 10)
-        mac = "02:" + ":".join(mac_hex[i:i + 2] for i in range(0, 10, 2)).upper()
+        mac = "02:" + ":".join(mac_hex[i : i + 2] for i in range(0, 10, 2)).upper()
         return cls(
             session_id=config.resolved_session_id(),
             username=config.username,
@@ -67,24 +67,60 @@ def accounts_payload(ident: Identity, session_internal_id: str) -> dict[str, Any
     acct = ident.account
     return {
         "accounts": [acct],
-        "acctProps": {acct: {"hasChildAccounts": False, "supportsCashQty": True, "liteUnderPro": False,
-                             "noFXConv": False, "isProp": False, "supportsFractions": True,
-                             "allowCustomerTime": False, "autoFx": False}},
+        "acctProps": {
+            acct: {
+                "hasChildAccounts": False,
+                "supportsCashQty": True,
+                "liteUnderPro": False,
+                "noFXConv": False,
+                "isProp": False,
+                "supportsFractions": True,
+                "allowCustomerTime": False,
+                "autoFx": False,
+            }
+        },
         "aliases": {acct: acct},
         "allowFeatures": {
-            "showGFIS": True, "showEUCostReport": False, "allowEventContract": True, "allowFXConv": True,
-            "allowFinancialLens": False, "allowMTA": True, "allowTypeAhead": True, "allowEventTrading": True,
-            "snapshotRefreshTimeout": 30, "liteUser": False, "showWebNews": True, "research": True,
-            "debugPnl": True, "showTaxOpt": True, "showImpactDashboard": True, "allowDynAccount": False,
-            "allowCrypto": False, "allowFA": False, "allowLiteUnderPro": False,
+            "showGFIS": True,
+            "showEUCostReport": False,
+            "allowEventContract": True,
+            "allowFXConv": True,
+            "allowFinancialLens": False,
+            "allowMTA": True,
+            "allowTypeAhead": True,
+            "allowEventTrading": True,
+            "snapshotRefreshTimeout": 30,
+            "liteUser": False,
+            "showWebNews": True,
+            "research": True,
+            "debugPnl": True,
+            "showTaxOpt": True,
+            "showImpactDashboard": True,
+            "allowDynAccount": False,
+            "allowCrypto": False,
+            "allowFA": False,
+            "allowLiteUnderPro": False,
             "allowedAssetTypes": "STK,CFD,OPT,FOP,WAR,FUT,BAG,PDC,CASH,IND,BOND,BILL,FUND,SLB,News,CMDTY,"
-                                 "IOPT,ICU,ICS,PHYSS,CRYPTO",
-            "restrictTradeSubscription": False, "showUkUserLabels": False, "sideBySide": True,
+            "IOPT,ICU,ICS,PHYSS,CRYPTO",
+            "restrictTradeSubscription": False,
+            "showUkUserLabels": False,
+            "sideBySide": True,
         },
         "chartPeriods": {
-            "STK": ["*"], "CFD": ["*"], "OPT": ["2h", "1d", "2d", "1w", "1m"],
-            "FOP": ["2h", "1d", "2d", "1w", "1m"], "WAR": ["*"], "IOPT": ["*"], "FUT": ["*"], "CASH": ["*"],
-            "IND": ["*"], "BOND": ["*"], "FUND": ["*"], "CMDTY": ["*"], "PHYSS": ["*"], "CRYPTO": ["*"],
+            "STK": ["*"],
+            "CFD": ["*"],
+            "OPT": ["2h", "1d", "2d", "1w", "1m"],
+            "FOP": ["2h", "1d", "2d", "1w", "1m"],
+            "WAR": ["*"],
+            "IOPT": ["*"],
+            "FUT": ["*"],
+            "CASH": ["*"],
+            "IND": ["*"],
+            "BOND": ["*"],
+            "FUND": ["*"],
+            "CMDTY": ["*"],
+            "PHYSS": ["*"],
+            "CRYPTO": ["*"],
         },
         "groups": [],
         "profiles": [],
@@ -100,8 +136,15 @@ def act(ident: Identity, session_internal_id: str) -> dict[str, Any]:
     return {"topic": "act", "args": accounts_payload(ident, session_internal_id)}
 
 
-def sts_args(ident: Identity, *, authenticated: bool, competing: bool, connected: bool = True,
-             message: str = "", fail: str = "") -> dict[str, Any]:
+def sts_args(
+    ident: Identity,
+    *,
+    authenticated: bool,
+    competing: bool,
+    connected: bool = True,
+    message: str = "",
+    fail: str = "",
+) -> dict[str, Any]:
     return {
         "connected": connected,
         "authenticated": authenticated,
@@ -116,8 +159,10 @@ def sts_args(ident: Identity, *, authenticated: bool, competing: bool, connected
 
 
 def sts(ident: Identity, *, authenticated: bool, competing: bool, message: str = "") -> dict[str, Any]:
-    return {"topic": "sts", "args": sts_args(ident, authenticated=authenticated, competing=competing,
-                                             message=message)}
+    return {
+        "topic": "sts",
+        "args": sts_args(ident, authenticated=authenticated, competing=competing, message=message),
+    }
 
 
 def tic(ident: Identity, last_accessed_ms: int) -> dict[str, Any]:
@@ -132,8 +177,9 @@ def error(message: str, code: int, topic: str | None = None) -> dict[str, Any]:
     return frame
 
 
-def auth_status(ident: Identity, *, authenticated: bool, competing: bool, connected: bool = True,
-                message: str = "") -> dict[str, Any]:
+def auth_status(
+    ident: Identity, *, authenticated: bool, competing: bool, connected: bool = True, message: str = ""
+) -> dict[str, Any]:
     """REST ``/iserver/auth/status`` body."""
     return {
         "authenticated": authenticated,

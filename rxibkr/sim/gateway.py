@@ -84,14 +84,23 @@ class Gateway:
         self.config = config
         self.loop = loop
         self.ident = frames.Identity.from_config(config)
-        self.market = Market(config.seed, config.volatility, config.trade_probability,
-                             config.unavailable_conids)
+        self.market = Market(
+            config.seed, config.volatility, config.trade_probability, config.unavailable_conids
+        )
         self.account = Account(config.account, config.initial_cash, self._price_of)
         self.orders = OrderEngine(
-            seed=config.seed, account=self.account, market=self.market, username=config.username,
-            on_order=self._publish_order, on_execution=self._publish_execution, schedule=self.schedule,
-            step_delay=config.order_step_delay, fill_delay=config.fill_delay,
-            commission_delay=config.commission_delay, history_days=config.history_days)
+            seed=config.seed,
+            account=self.account,
+            market=self.market,
+            username=config.username,
+            on_order=self._publish_order,
+            on_execution=self._publish_execution,
+            schedule=self.schedule,
+            step_delay=config.order_step_delay,
+            fill_delay=config.fill_delay,
+            commission_delay=config.commission_delay,
+            history_days=config.history_days,
+        )
         self.account.start_of_day()
         self.is_allowed = address_filter(config.allowed_hosts)
         self.sess_uuid = f"0.{derive_hex(config.seed, 'sess-uuid', 8)}.{derive_hex(config.seed, 'sess2', 8)}"
@@ -271,9 +280,15 @@ class Gateway:
     def history(self, conid: int, args: dict[str, Any]) -> dict[str, Any]:
         """A history reply (protocol §3.2) with a fresh server id, for ``smh`` and for REST alike."""
         q = self.market.quote(conid)
-        return build_history(q.inst, q.mark, args, seed=self.config.seed,
-                             server_id=self.next_history_server_id(), now_ms=now_ms(),
-                             max_bars=self.config.max_history_bars)
+        return build_history(
+            q.inst,
+            q.mark,
+            args,
+            seed=self.config.seed,
+            server_id=self.next_history_server_id(),
+            now_ms=now_ms(),
+            max_bars=self.config.max_history_bars,
+        )
 
     # --- orders ------------------------------------------------------------------------------------
     def _publish_order(self, order: Order, payload: dict[str, Any], full: bool) -> None:

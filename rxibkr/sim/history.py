@@ -23,8 +23,20 @@ _TRADING_DAYS = {"d": 1, "w": 5, "m": 21, "y": 252}
 _RTH_SECONDS = 23_400  # 6.5 h
 
 BAR_SECONDS: dict[str, int] = {
-    "1min": 60, "2min": 120, "3min": 180, "5min": 300, "10min": 600, "15min": 900, "30min": 1800,
-    "1h": 3600, "2h": 7200, "3h": 10800, "4h": 14400, "8h": 28800, "1d": 86400, "1w": 7 * 86400,
+    "1min": 60,
+    "2min": 120,
+    "3min": 180,
+    "5min": 300,
+    "10min": 600,
+    "15min": 900,
+    "30min": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "3h": 10800,
+    "4h": 14400,
+    "8h": 28800,
+    "1d": 86400,
+    "1w": 7 * 86400,
     "1m": 30 * 86400,
 }
 
@@ -61,8 +73,16 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def build_history(inst: Instrument, last_price: float, args: dict[str, Any], *, seed: int, server_id: str,
-                  now_ms: int, max_bars: int) -> dict[str, Any]:
+def build_history(
+    inst: Instrument,
+    last_price: float,
+    args: dict[str, Any],
+    *,
+    seed: int,
+    server_id: str,
+    now_ms: int,
+    max_bars: int,
+) -> dict[str, Any]:
     """The §3.2 ``smh`` response body (without ``topic``).
 
     Malformed ``period``/``bar`` give the documented "default (empty) response": the same object
@@ -78,7 +98,7 @@ def build_history(inst: Instrument, last_price: float, args: dict[str, Any], *, 
     period = parse_period(period_text)
     bar_seconds = BAR_SECONDS.get(bar_text.strip())
     decimals = inst.decimals
-    price_factor = 10 ** decimals
+    price_factor = 10**decimals
 
     bars: list[dict[str, Any]] = []
     if period is not None and bar_seconds is not None and inst.available and last_price > 0:
@@ -97,8 +117,11 @@ def build_history(inst: Instrument, last_price: float, args: dict[str, Any], *, 
             h = max(o, c) * (1.0 + abs(rng.gauss(0.0, sigma / 2.0)))
             low = min(o, c) * (1.0 - abs(rng.gauss(0.0, sigma / 2.0)))
             full = {
-                "o": round(o, decimals), "c": round(c, decimals), "h": round(h, decimals),
-                "l": round(low, decimals), "v": round(per_bar_volume * rng.uniform(0.4, 1.6), 2),
+                "o": round(o, decimals),
+                "c": round(c, decimals),
+                "h": round(h, decimals),
+                "l": round(low, decimals),
+                "v": round(per_bar_volume * rng.uniform(0.4, 1.6), 2),
             }
             bar = {k: full[k] for k in keys}
             bar["t"] = (end_s - (count - 1 - i) * bar_seconds) * 1000

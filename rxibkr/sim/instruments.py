@@ -40,22 +40,56 @@ UNIVERSE: dict[int, Instrument] = {
         Instrument(265598, "AAPL", "APPLE INC", 271.10),
         Instrument(272093, "MSFT", "MICROSOFT CORP", 423.85, category="Software"),
         Instrument(3691937, "AMZN", "AMAZON.COM INC", 231.40, industry="Communications", category="Internet"),
-        Instrument(208813719, "GOOGL", "ALPHABET INC-CL A", 178.25, industry="Communications",
-                   category="Internet"),
-        Instrument(76792991, "TSLA", "TESLA INC", 402.60, industry="Consumer, Cyclical",
-                   category="Auto Manufacturers"),
+        Instrument(
+            208813719, "GOOGL", "ALPHABET INC-CL A", 178.25, industry="Communications", category="Internet"
+        ),
+        Instrument(
+            76792991,
+            "TSLA",
+            "TESLA INC",
+            402.60,
+            industry="Consumer, Cyclical",
+            category="Auto Manufacturers",
+        ),
         Instrument(4815747, "NVDA", "NVIDIA CORP", 188.75, category="Semiconductors"),
-        Instrument(107113386, "META", "META PLATFORMS INC-CLASS A", 702.30, industry="Communications",
-                   category="Internet"),
-        Instrument(756733, "SPY", "SPDR S&P 500 ETF TRUST", 681.45, listing_exchange="ARCA", exchange="ARCA",
-                   industry="Funds", category="Equity Fund"),
-        Instrument(320227571, "QQQ", "INVESCO QQQ TRUST SERIES 1", 604.20, industry="Funds",
-                   category="Equity Fund"),
-        Instrument(8314, "IBM", "INTL BUSINESS MACHINES CORP", 262.15, listing_exchange="NYSE",
-                   exchange="NYSE"),
-        Instrument(conid=12087792, symbol="EUR.USD", company="European Monetary Union Euro", price=1.16833,
-                   sec_type="CASH", listing_exchange="IDEALPRO", exchange="IDEALPRO", decimals=5,
-                   tick=0.00005, lot=100_000, industry="", category=""),
+        Instrument(
+            107113386,
+            "META",
+            "META PLATFORMS INC-CLASS A",
+            702.30,
+            industry="Communications",
+            category="Internet",
+        ),
+        Instrument(
+            756733,
+            "SPY",
+            "SPDR S&P 500 ETF TRUST",
+            681.45,
+            listing_exchange="ARCA",
+            exchange="ARCA",
+            industry="Funds",
+            category="Equity Fund",
+        ),
+        Instrument(
+            320227571, "QQQ", "INVESCO QQQ TRUST SERIES 1", 604.20, industry="Funds", category="Equity Fund"
+        ),
+        Instrument(
+            8314, "IBM", "INTL BUSINESS MACHINES CORP", 262.15, listing_exchange="NYSE", exchange="NYSE"
+        ),
+        Instrument(
+            conid=12087792,
+            symbol="EUR.USD",
+            company="European Monetary Union Euro",
+            price=1.16833,
+            sec_type="CASH",
+            listing_exchange="IDEALPRO",
+            exchange="IDEALPRO",
+            decimals=5,
+            tick=0.00005,
+            lot=100_000,
+            industry="",
+            category="",
+        ),
     )
 }
 
@@ -85,8 +119,16 @@ def instrument_for(conid: int, unavailable: frozenset[int]) -> Instrument:
     price = round(math.exp(rng.uniform(math.log(5.0), math.log(500.0))), 2)
     exchange = rng.choice(("NASDAQ", "NYSE"))
     listing = "NASDAQ.NMS" if exchange == "NASDAQ" else "NYSE"
-    return Instrument(conid=conid, symbol=symbol, company=f"{symbol} SIMULATED HOLDINGS INC", price=price,
-                      listing_exchange=listing, exchange=exchange, industry="Industrial", category="Misc")
+    return Instrument(
+        conid=conid,
+        symbol=symbol,
+        company=f"{symbol} SIMULATED HOLDINGS INC",
+        price=price,
+        listing_exchange=listing,
+        exchange=exchange,
+        industry="Industrial",
+        category="Misc",
+    )
 
 
 def search(symbol: str, *, by_name: bool = False) -> list[Instrument]:

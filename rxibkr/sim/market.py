@@ -122,8 +122,11 @@ class Quote:
         if rng.random() < self._p_trade:
             r = rng.random()
             price_t = self.bid_t if r < 0.45 else self.ask_t if r < 0.9 else (self.bid_t + self.ask_t) // 2
-            self.trade(price_t, rng.randint(1, 5) * max(1, self.inst.lot // 100),
-                       extra_volume=rng.randint(200, 4000) * max(1, self.inst.lot // 100))
+            self.trade(
+                price_t,
+                rng.randint(1, 5) * max(1, self.inst.lot // 100),
+                extra_volume=rng.randint(200, 4000) * max(1, self.inst.lot // 100),
+            )
         self.updated_ms = now_ms()
 
     def trade(self, price_t: int, size: int, extra_volume: int = 0) -> None:
@@ -149,8 +152,9 @@ class Quote:
 class Market:
     """All instruments' quotes, created lazily on first use."""
 
-    def __init__(self, seed: int, volatility: float, trade_probability: float,
-                 unavailable: frozenset[int]) -> None:
+    def __init__(
+        self, seed: int, volatility: float, trade_probability: float, unavailable: frozenset[int]
+    ) -> None:
         self._seed = seed
         self._vol = volatility
         self._p_trade = trade_probability

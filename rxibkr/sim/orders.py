@@ -117,8 +117,12 @@ def size_and_fills(o: Order) -> str:
 def full_object(o: Order) -> dict[str, Any]:
     """The full order object (``sor`` snapshot frames and REST ``/iserver/account/orders``)."""
     bg, fg = COLORS.get(o.status, ("#000000", "#AFAFAF"))
-    ccp = {"Inactive": "Pending Submit", "PendingSubmit": "Pending Submit", "PreSubmitted": "Submitted",
-           "PendingCancel": "Submitted"}.get(o.status, o.status)
+    ccp = {
+        "Inactive": "Pending Submit",
+        "PendingSubmit": "Pending Submit",
+        "PreSubmitted": "Submitted",
+        "PendingCancel": "Submitted",
+    }.get(o.status, o.status)
     obj: dict[str, Any] = {
         "acct": o.account,
         "conidex": o.conid_ex,
@@ -166,9 +170,21 @@ Schedule = Callable[[float, Callable[[], None]], None]
 class OrderEngine:
     """All orders and executions of the simulated account."""
 
-    def __init__(self, *, seed: int, account: Account, market: Market, username: str, on_order: OnOrder,
-                 on_execution: OnExecution, schedule: Schedule, step_delay: float, fill_delay: float,
-                 commission_delay: float, history_days: int) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        account: Account,
+        market: Market,
+        username: str,
+        on_order: OnOrder,
+        on_execution: OnExecution,
+        schedule: Schedule,
+        step_delay: float,
+        fill_delay: float,
+        commission_delay: float,
+        history_days: int,
+    ) -> None:
         self._account = account
         self._market = market
         self._username = username
@@ -208,17 +224,37 @@ class OrderEngine:
             size = float(self._rng.randint(1, 10) * 5)
             ts = (now - (2 * 3600 + k * 86400 + self._rng.randint(0, 3600)) * 1000) // 1000 * 1000
             commission = max(1.0, round(0.005 * size, 2))
-            pos = self._account.apply_fill(conid, "B", size, price, commission, today=False,
-                                           prior_close=q.prior_close)
+            pos = self._account.apply_fill(
+                conid, "B", size, price, commission, today=False, prior_close=q.prior_close
+            )
             order_id = self._new_order_id()
             execution = self._execution_dict(
-                conid=conid, side="B", size=size, price=price, ts=ts, order_id=order_id, coid=None,
-                position=pos.quantity, exchange=inst.exchange)
+                conid=conid,
+                side="B",
+                size=size,
+                price=price,
+                ts=ts,
+                order_id=order_id,
+                coid=None,
+                position=pos.quantity,
+                exchange=inst.exchange,
+            )
             self.executions.append(with_commission(execution, commission))
         self.executions.sort(key=lambda e: int(e["trade_time_r"]))
 
-    def _execution_dict(self, *, conid: int, side: str, size: float, price: float, ts: int, order_id: int,
-                        coid: str | None, position: float, exchange: str) -> dict[str, Any]:
+    def _execution_dict(
+        self,
+        *,
+        conid: int,
+        side: str,
+        size: float,
+        price: float,
+        ts: int,
+        order_id: int,
+        coid: str | None,
+        position: float,
+        exchange: str,
+    ) -> dict[str, Any]:
         inst = self._market.instrument(conid)
         verb = "Bot" if side == "B" else "Sold"
         acct = self._account.account_id
@@ -301,16 +337,37 @@ class OrderEngine:
             self._coids.add(coid)
         conid_ex = str(spec.get("conidex") or conid)
         order = Order(
-            order_id=self._new_order_id(), account=account, conid=conid, conid_ex=conid_ex, side=side,
-            quantity=quantity, order_type=order_type, price=price, tif=str(spec.get("tif", "DAY")).upper(),
-            coid=coid, outside_rth=bool(spec.get("outsideRTH", False)), decimals=inst.decimals,
-            symbol=inst.symbol, company=inst.company, sec_type=inst.sec_type,
-            listing_exchange=inst.listing_exchange)
+            order_id=self._new_order_id(),
+            account=account,
+            conid=conid,
+            conid_ex=conid_ex,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            price=price,
+            tif=str(spec.get("tif", "DAY")).upper(),
+            coid=coid,
+            outside_rth=bool(spec.get("outsideRTH", False)),
+            decimals=inst.decimals,
+            symbol=inst.symbol,
+            company=inst.company,
+            sec_type=inst.sec_type,
+            listing_exchange=inst.listing_exchange,
+        )
         self.orders[order.order_id] = order
         self._market.quote(conid)  # make sure the instrument exists (and will tick while working)
         self._publish(order, full_object(order), True)
-        self._publish(order, {"acct": account, "conidex": conid_ex, "conid": conid, "orderId": order.order_id,
-                              "isEventTrading": "0"}, False)
+        self._publish(
+            order,
+            {
+                "acct": account,
+                "conidex": conid_ex,
+                "conid": conid,
+                "orderId": order.order_id,
+                "isEventTrading": "0",
+            },
+            False,
+        )
         self._schedule(self._step, lambda: self._advance(order, "PendingSubmit"))
         return order
 
@@ -354,8 +411,18 @@ class OrderEngine:
             order.status = "Cancelled"
             order.last_ms = now_ms()
             bg, fg = COLORS["Cancelled"]
-            self._publish(order, {"acct": order.account, "orderId": order.order_id, "status": "Cancelled",
-                                  "order_ccp_status": "Cancelled", "bgColor": bg, "fgColor": fg}, False)
+            self._publish(
+                order,
+                {
+                    "acct": order.account,
+                    "orderId": order.order_id,
+                    "status": "Cancelled",
+                    "order_ccp_status": "Cancelled",
+                    "bgColor": bg,
+                    "fgColor": fg,
+                },
+                False,
+            )
 
         self._schedule(self._step, done)
         return order
@@ -414,21 +481,40 @@ class OrderEngine:
         side = "B" if order.side == "BUY" else "S"
         pos = self._account.apply_fill(order.conid, side, qty, price, commission)
         delta: dict[str, Any] = {
-            "acct": order.account, "orderId": order.order_id, "sizeAndFills": "",
-            "remainingQuantity": float(order.remaining), "filledQuantity": float(order.filled),
-            "avgPrice": order.fmt(order.avg_price), "lastExecutionTime": _exec_time(ts),
+            "acct": order.account,
+            "orderId": order.order_id,
+            "sizeAndFills": "",
+            "remainingQuantity": float(order.remaining),
+            "filledQuantity": float(order.filled),
+            "avgPrice": order.fmt(order.avg_price),
+            "lastExecutionTime": _exec_time(ts),
             "lastExecutionTime_r": ts // 1000 * 1000,
         }
         if order.remaining <= 0:
             order.status = "Filled"
             bg, fg = COLORS["Filled"]
-            delta.update({"orderDesc": order_description(order), "status": "Filled",
-                          "order_ccp_status": "Filled", "bgColor": bg, "fgColor": fg})
+            delta.update(
+                {
+                    "orderDesc": order_description(order),
+                    "status": "Filled",
+                    "order_ccp_status": "Filled",
+                    "bgColor": bg,
+                    "fgColor": fg,
+                }
+            )
         delta["sizeAndFills"] = size_and_fills(order)
         self._publish(order, delta, False)
         execution = self._execution_dict(
-            conid=order.conid, side=side, size=qty, price=price, ts=ts // 1000 * 1000,
-            order_id=order.order_id, coid=order.coid, position=pos.quantity, exchange=inst.exchange)
+            conid=order.conid,
+            side=side,
+            size=qty,
+            price=price,
+            ts=ts // 1000 * 1000,
+            order_id=order.order_id,
+            coid=order.coid,
+            position=pos.quantity,
+            exchange=inst.exchange,
+        )
         self._on_execution(execution)
         complete = with_commission(execution, commission)
         self.executions.append(complete)

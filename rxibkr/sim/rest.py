@@ -52,8 +52,11 @@ async def tickle(request: web.Request) -> web.Response:
     gw = _gw(request)
     gw.touch_session()
     remaining = max(60_000, SESSION_LIFETIME_MS - int((time.monotonic() - gw.started_at) * 1000))
-    resp = json_response(frames.tickle(gw.ident, authenticated=gw.authenticated, competing=gw.competing,
-                                       sso_expires_ms=remaining))
+    resp = json_response(
+        frames.tickle(
+            gw.ident, authenticated=gw.authenticated, competing=gw.competing, sso_expires_ms=remaining
+        )
+    )
     resp.set_cookie("x-sess-uuid", gw.sess_uuid, path="/v1/api", httponly=True, secure=gw.config.tls)
     return resp
 
@@ -74,11 +77,24 @@ async def reauthenticate(request: web.Request) -> web.Response:
 async def sso_validate(request: web.Request) -> web.Response:
     gw = _gw(request)
     ms = now_ms()
-    return json_response({"USER_ID": gw.ident.user_id, "USER_NAME": gw.ident.username, "RESULT": True,
-                          "AUTH_TIME": ms, "SF_ENABLED": False, "IS_FREE_TRIAL": False,
-                          "CREDENTIAL": gw.ident.username, "IP": request.remote, "EXPIRES": 360_000,
-                          "LANDING_APP": "UNIVERSAL", "IS_MASTER": False, "lastAccessed": ms, "loginType": 2,
-                          "PAPER_USER_NAME": gw.ident.username})
+    return json_response(
+        {
+            "USER_ID": gw.ident.user_id,
+            "USER_NAME": gw.ident.username,
+            "RESULT": True,
+            "AUTH_TIME": ms,
+            "SF_ENABLED": False,
+            "IS_FREE_TRIAL": False,
+            "CREDENTIAL": gw.ident.username,
+            "IP": request.remote,
+            "EXPIRES": 360_000,
+            "LANDING_APP": "UNIVERSAL",
+            "IS_MASTER": False,
+            "lastAccessed": ms,
+            "loginType": 2,
+            "PAPER_USER_NAME": gw.ident.username,
+        }
+    )
 
 
 # --- accounts --------------------------------------------------------------------------------------
@@ -105,17 +121,25 @@ async def positions(request: web.Request) -> web.Response:
             continue
         q = gw.market.quote(pos.conid)
         mark = q.mark
-        out.append({
-            "acctId": gw.config.account, "conid": pos.conid, "contractDesc": q.inst.symbol,
-            "position": pos.quantity, "mktPrice": mark, "mktValue": round(pos.quantity * mark, 2),
-            "currency": q.inst.currency, "avgCost": round(pos.avg_cost, 4),
-            "avgPrice": round(pos.avg_cost, 4),
-            "realizedPnl": round(pos.realized, 2),
-            "unrealizedPnl": round(pos.quantity * (mark - pos.avg_cost), 2),
-            "assetClass": q.inst.sec_type, "ticker": q.inst.symbol,
-            "listingExchange": q.inst.listing_exchange,
-            "name": q.inst.company,
-        })
+        out.append(
+            {
+                "acctId": gw.config.account,
+                "conid": pos.conid,
+                "contractDesc": q.inst.symbol,
+                "position": pos.quantity,
+                "mktPrice": mark,
+                "mktValue": round(pos.quantity * mark, 2),
+                "currency": q.inst.currency,
+                "avgCost": round(pos.avg_cost, 4),
+                "avgPrice": round(pos.avg_cost, 4),
+                "realizedPnl": round(pos.realized, 2),
+                "unrealizedPnl": round(pos.quantity * (mark - pos.avg_cost), 2),
+                "assetClass": q.inst.sec_type,
+                "ticker": q.inst.symbol,
+                "listingExchange": q.inst.listing_exchange,
+                "name": q.inst.company,
+            }
+        )
     return json_response(out)
 
 
@@ -153,19 +177,25 @@ async def place_orders(request: web.Request) -> web.Response:
     body = await _body(request)
     specs = body.get("orders") if isinstance(body, dict) else None
     if not isinstance(specs, list) or not specs:
-        return json_response({"error": "body must be {\"orders\": [...]}"}, 400)
+        return json_response({"error": 'body must be {"orders": [...]}'}, 400)
     if gw.config.order_confirmations:
         reply_id = gw.next_reply_id()
         gw.pending_replies[reply_id] = [dict(s, _acct=acct) for s in specs if isinstance(s, dict)]
-        return json_response([{
-            "id": reply_id,
-            "message": ["You are submitting an order without market data. We strongly recommend against "
+        return json_response(
+            [
+                {
+                    "id": reply_id,
+                    "message": [
+                        "You are submitting an order without market data. We strongly recommend against "
                         "this as it may result in erroneous and unexpected trades.\nAre you sure you want "
-                        "to submit this order?"],
-            "isSuppressed": False,
-            "messageIds": ["o354"],
-            "messageOptions": ["Yes", "No"],
-        }])
+                        "to submit this order?"
+                    ],
+                    "isSuppressed": False,
+                    "messageIds": ["o354"],
+                    "messageOptions": ["Yes", "No"],
+                }
+            ]
+        )
     return _place(gw, specs, acct)
 
 
@@ -226,8 +256,9 @@ async def snapshot(request: web.Request) -> web.Response:
         gw.snapshot_seen.add(conid)
         if q.inst.available and not (gw.config.snapshot_preflight and first_time):
             item["6509"] = availability(q.inst)
-        item.update({"conidEx": conid_ex, "conid": conid, "_updated": q.updated_ms, "6119": sid,
-                     "server_id": sid})
+        item.update(
+            {"conidEx": conid_ex, "conid": conid, "_updated": q.updated_ms, "6119": sid, "server_id": sid}
+        )
         if not (gw.config.snapshot_preflight and first_time):
             item.update(field_values(q, fields, gw.account.position_view(conid)))
             if q.inst.available:
@@ -257,18 +288,20 @@ async def secdef_search(request: web.Request) -> web.Response:
     by_name = params.get("name") in (True, "true", "True", "1")
     if not symbol.strip():
         return json_response({"error": "symbol is required", "statusCode": 400}, 400)
-    return json_response([
-        {
-            "conid": str(i.conid),
-            "companyHeader": f"{i.company} - {i.exchange}",
-            "companyName": i.company,
-            "symbol": i.symbol,
-            "description": i.exchange,
-            "restricted": None,
-            "sections": [{"secType": i.sec_type}],
-        }
-        for i in search(symbol, by_name=by_name)
-    ])
+    return json_response(
+        [
+            {
+                "conid": str(i.conid),
+                "companyHeader": f"{i.company} - {i.exchange}",
+                "companyName": i.company,
+                "symbol": i.symbol,
+                "description": i.exchange,
+                "restricted": None,
+                "sections": [{"secType": i.sec_type}],
+            }
+            for i in search(symbol, by_name=by_name)
+        ]
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -171,8 +171,9 @@ class GatewaySimulator:
     ) -> None:
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
-        if session_id is not None and (len(session_id) != 32 or any(c not in "0123456789abcdef"
-                                                                     for c in session_id)):
+        if session_id is not None and (
+            len(session_id) != 32 or any(c not in "0123456789abcdef" for c in session_id)
+        ):
             raise ValueError("session_id must be 32 lower-case hex characters")
         if not 0.0 <= float(trade_probability) <= 1.0:
             raise ValueError(f"trade_probability must be within 0..1, got {trade_probability!r}")
@@ -183,35 +184,51 @@ class GatewaySimulator:
         if not account:
             raise ValueError("account must not be empty")
         self._config = SimConfig(
-            host=host, port=int(port), tls=bool(tls), seed=int(seed),
+            host=host,
+            port=int(port),
+            tls=bool(tls),
+            seed=int(seed),
             heartbeat_interval=_positive("heartbeat_interval", heartbeat_interval),
-            binary_frames=bool(binary_frames), tic_replies=int(tic_replies),
+            binary_frames=bool(binary_frames),
+            tic_replies=int(tic_replies),
             drop_early_frames=bool(drop_early_frames),
             greeting_delay=_positive("greeting_delay", greeting_delay, allow_zero=True),
-            md_interval=_positive("md_interval", md_interval), smd_expiry=_positive("smd_expiry", smd_expiry),
+            md_interval=_positive("md_interval", md_interval),
+            smd_expiry=_positive("smd_expiry", smd_expiry),
             ledger_interval=_positive("ledger_interval", ledger_interval),
-            pnl_interval=_positive("pnl_interval", pnl_interval), max_history=int(max_history),
-            account=account, username=username, number_frames=bool(number_frames),
-            allowed_hosts=tuple(allowed_hosts), umh_confirmation=bool(umh_confirmation),
+            pnl_interval=_positive("pnl_interval", pnl_interval),
+            max_history=int(max_history),
+            account=account,
+            username=username,
+            number_frames=bool(number_frames),
+            allowed_hosts=tuple(allowed_hosts),
+            umh_confirmation=bool(umh_confirmation),
             echo_hb=bool(echo_hb),
-            is_paper=bool(is_paper), volatility=_positive("volatility", volatility, allow_zero=True),
+            is_paper=bool(is_paper),
+            volatility=_positive("volatility", volatility, allow_zero=True),
             trade_probability=float(trade_probability),
             order_step_delay=_positive("order_step_delay", order_step_delay, allow_zero=True),
             fill_delay=_positive("fill_delay", fill_delay, allow_zero=True),
             commission_delay=_positive("commission_delay", commission_delay, allow_zero=True),
-            summary_interval=None if summary_interval is None
+            summary_interval=None
+            if summary_interval is None
             else _positive("summary_interval", summary_interval),
             sbd_interval=None if sbd_interval is None else _positive("sbd_interval", sbd_interval),
             unavailable_conids=frozenset(int(c) for c in unavailable_conids),
             require_accounts_preflight=bool(require_accounts_preflight),
-            snapshot_preflight=bool(snapshot_preflight), order_confirmations=bool(order_confirmations),
+            snapshot_preflight=bool(snapshot_preflight),
+            order_confirmations=bool(order_confirmations),
             orders_filter_mutes_sor=bool(orders_filter_mutes_sor),
-            reauthenticate_delay=None if reauthenticate_delay is None
+            reauthenticate_delay=None
+            if reauthenticate_delay is None
             else _positive("reauthenticate_delay", reauthenticate_delay, allow_zero=True),
-            initial_cash=float(initial_cash), history_days=int(history_days),
-            max_history_bars=int(max_history_bars), record_sent=bool(record_sent),
+            initial_cash=float(initial_cash),
+            history_days=int(history_days),
+            max_history_bars=int(max_history_bars),
+            record_sent=bool(record_sent),
             session_id=session_id or "",
-            session_timeout=None if session_timeout is None
+            session_timeout=None
+            if session_timeout is None
             else _positive("session_timeout", session_timeout),
         )
         address_filter(self._config.allowed_hosts)
@@ -234,8 +251,9 @@ class GatewaySimulator:
             loop = asyncio.new_event_loop()
             ready = threading.Event()
             errors: list[BaseException] = []
-            thread = threading.Thread(target=self._thread_main, args=(loop, ready, errors), name="rxibkr-sim",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._thread_main, args=(loop, ready, errors), name="rxibkr-sim", daemon=True
+            )
             self._loop = loop
             thread.start()
             if not ready.wait(15.0):
@@ -251,8 +269,9 @@ class GatewaySimulator:
         log.info("gateway simulator listening on port %d", self._port)
         return self
 
-    def _thread_main(self, loop: asyncio.AbstractEventLoop, ready: threading.Event,
-                     errors: list[BaseException]) -> None:
+    def _thread_main(
+        self, loop: asyncio.AbstractEventLoop, ready: threading.Event, errors: list[BaseException]
+    ) -> None:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._astart(loop))
@@ -274,11 +293,13 @@ class GatewaySimulator:
 
     async def _astart(self, loop: asyncio.AbstractEventLoop) -> None:
         gateway = Gateway(self._config, loop)
-        runner = web.AppRunner(build_app(gateway), access_log=None, handle_signals=False,
-                               shutdown_timeout=0.5)
+        runner = web.AppRunner(
+            build_app(gateway), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self._config.host, self._config.port,
-                           ssl_context=self._tls.context if self._tls else None)
+        site = web.TCPSite(
+            runner, self._config.host, self._config.port, ssl_context=self._tls.context if self._tls else None
+        )
         try:
             await site.start()
         except BaseException:
@@ -322,8 +343,9 @@ class GatewaySimulator:
     def __enter__(self) -> GatewaySimulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- addresses -----------------------------------------------------------------------------------
@@ -466,8 +488,15 @@ class GatewaySimulator:
         seconds = _positive("ms", ms, allow_zero=True) / 1000.0
         self._call(lambda gw: setattr(gw, "latency", seconds))
 
-    def push_notification(self, text: str | None = None, *, id: str | None = None, title: str | None = None,
-                          url: str | None = None, args: list[dict[str, Any]] | None = None) -> int:
+    def push_notification(
+        self,
+        text: str | None = None,
+        *,
+        id: str | None = None,
+        title: str | None = None,
+        url: str | None = None,
+        args: list[dict[str, Any]] | None = None,
+    ) -> int:
         """Push ``{"topic":"ntf","args":[{"id","text","title","url"}]}`` (or the given ``args`` list)
         to every authenticated socket; returns the number of sockets."""
         if args is None:
@@ -477,8 +506,10 @@ class GatewaySimulator:
 
     def push_bulletin(self, message: str, *, id: int | None = None, exchanges: str | None = None) -> int:
         """Push ``{"topic":"blt","args":[{"id","exchanges","message"}]}`` (live shape)."""
-        frame = {"topic": "blt", "args": [{"id": id if id is not None else 1, "exchanges": exchanges,
-                                           "message": message}]}
+        frame = {
+            "topic": "blt",
+            "args": [{"id": id if id is not None else 1, "exchanges": exchanges, "message": message}],
+        }
         return self._call(lambda gw: gw.broadcast(frame))
 
     def push_account_update(self) -> int:
@@ -489,6 +520,7 @@ class GatewaySimulator:
     def set_price(self, conid: int, price: float, *, trade: bool = True) -> None:
         """Move an instrument's market to ``price`` (and print a trade there unless ``trade=False``);
         subscribers see it on the next market step, resting limit orders fill if crossed."""
+
         def run(gw: Gateway) -> None:
             gw.market.quote(conid).set_price(price, trade=trade)
             gw.orders.on_quote(conid)
@@ -497,27 +529,52 @@ class GatewaySimulator:
 
     def quote(self, conid: int) -> dict[str, Any]:
         """The model's current quote: bid, ask, last (None before the first trade), mid, prior_close."""
+
         def run(gw: Gateway) -> dict[str, Any]:
             q = gw.market.quote(conid)
-            return {"conid": conid, "symbol": q.inst.symbol, "available": q.inst.available, "bid": q.bid,
-                    "ask": q.ask, "last": q.last, "mid": q.mid, "prior_close": q.prior_close,
-                    "volume": q.volume, "bid_size": q.bid_size, "ask_size": q.ask_size}
+            return {
+                "conid": conid,
+                "symbol": q.inst.symbol,
+                "available": q.inst.available,
+                "bid": q.bid,
+                "ask": q.ask,
+                "last": q.last,
+                "mid": q.mid,
+                "prior_close": q.prior_close,
+                "volume": q.volume,
+                "bid_size": q.bid_size,
+                "ask_size": q.ask_size,
+            }
 
         return self._call(run)
 
     def market_step(self, count: int = 1) -> None:
         """Advance the market model ``count`` steps right now (pushing deltas as a timer step would)."""
+
         def run(gw: Gateway) -> None:
             for _ in range(count):
                 gw.market_step()
 
         self._call(run)
 
-    def place_order(self, conid: int, side: str, quantity: float, order_type: str = "MKT",
-                    price: float | None = None, tif: str = "DAY", coid: str | None = None) -> int:
+    def place_order(
+        self,
+        conid: int,
+        side: str,
+        quantity: float,
+        order_type: str = "MKT",
+        price: float | None = None,
+        tif: str = "DAY",
+        coid: str | None = None,
+    ) -> int:
         """Place an order exactly as ``POST .../orders`` would; returns the order id."""
-        spec: dict[str, Any] = {"conid": conid, "side": side, "quantity": quantity, "orderType": order_type,
-                                "tif": tif}
+        spec: dict[str, Any] = {
+            "conid": conid,
+            "side": side,
+            "quantity": quantity,
+            "orderType": order_type,
+            "tif": tif,
+        }
         if price is not None:
             spec["price"] = price
         if coid is not None:
@@ -545,8 +602,9 @@ class GatewaySimulator:
         """``(connection_id, text)`` of every client frame, in order; ``dropped=True`` only those
         ignored as early (before the session/confirmation), ``False`` only those acted upon.
         The log keeps the last 100 000 frames and stays readable after :meth:`stop`."""
-        return [(f.connection_id, f.text) for f in self.received_log()
-                if dropped is None or f.dropped == dropped]
+        return [
+            (f.connection_id, f.text) for f in self.received_log() if dropped is None or f.dropped == dropped
+        ]
 
     def received_log(self) -> list[ReceivedFrame]:
         """Like :meth:`received_frames` with the ``dropped`` flag and the arrival time."""

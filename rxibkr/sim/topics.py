@@ -56,19 +56,32 @@ def _fields_of(args: dict[str, Any]) -> list[str]:
     return out
 
 
-def md_first_frames(sub: MarketDataSub, q: Quote, values: dict[str, Any]) -> tuple[dict[str, Any],
-                                                                                      dict[str, Any]]:
+def md_first_frames(
+    sub: MarketDataSub, q: Quote, values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The duplicated first update: same content, two key orders (as recorded live)."""
     updated = q.updated_ms
     a: dict[str, Any] = {}
     if q.inst.available:
         a["6509"] = availability(q.inst)
-    a.update({"conidEx": sub.conid_ex, "topic": sub.topic, "conid": sub.conid, "_updated": updated,
-              "6119": sub.server_id})
+    a.update(
+        {
+            "conidEx": sub.conid_ex,
+            "topic": sub.topic,
+            "conid": sub.conid,
+            "_updated": updated,
+            "6119": sub.server_id,
+        }
+    )
     a.update(values)
     a["server_id"] = sub.server_id
-    b: dict[str, Any] = {"server_id": sub.server_id, "conidEx": sub.conid_ex, "conid": sub.conid,
-                         "_updated": updated, "6119": sub.server_id}
+    b: dict[str, Any] = {
+        "server_id": sub.server_id,
+        "conidEx": sub.conid_ex,
+        "conid": sub.conid,
+        "_updated": updated,
+        "6119": sub.server_id,
+    }
     b.update(reversed(list(values.items())))
     if q.inst.available:
         b["6509"] = a["6509"]
@@ -76,10 +89,16 @@ def md_first_frames(sub: MarketDataSub, q: Quote, values: dict[str, Any]) -> tup
     return a, b
 
 
-def md_update_frame(sub: MarketDataSub, q: Quote, delta: dict[str, Any], *, with_6508: bool = False,
-                    with_6509: bool = False) -> dict[str, Any]:
-    frame: dict[str, Any] = {"server_id": sub.server_id, "conidEx": sub.conid_ex, "conid": sub.conid,
-                             "_updated": q.updated_ms, "6119": sub.server_id}
+def md_update_frame(
+    sub: MarketDataSub, q: Quote, delta: dict[str, Any], *, with_6508: bool = False, with_6509: bool = False
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "server_id": sub.server_id,
+        "conidEx": sub.conid_ex,
+        "conid": sub.conid,
+        "_updated": q.updated_ms,
+        "6119": sub.server_id,
+    }
     frame.update(delta)
     if with_6509:
         frame["6509"] = availability(q.inst)
@@ -114,8 +133,14 @@ def on_smd(conn: Connection, cmd: Command) -> None:
         sub.last.update(values)
         conn.send(md_first_frames(sub, q, values)[0])
         return
-    sub = MarketDataSub(conid=conid, conid_ex=conid_ex, topic=f"smd+{conid}", fields=fields,
-                        server_id=conn.quote_server(conid), expires_at=expires)
+    sub = MarketDataSub(
+        conid=conid,
+        conid_ex=conid_ex,
+        topic=f"smd+{conid}",
+        fields=fields,
+        server_id=conn.quote_server(conid),
+        expires_at=expires,
+    )
     conn.md[conid_ex] = sub
     values = field_values(q, sub.fields, gw.account.position_view(conid))
     sub.last.update(values)
@@ -170,8 +195,11 @@ def on_smh(conn: Connection, cmd: Command) -> None:
     topic = f"smh+{conid}"
     limit = gw.config.max_history
     if len(conn.history) >= limit:
-        conn.send(frames.error(f"Exceeded the maximum of {limit} concurrent historical data subscriptions",
-                               429, topic))
+        conn.send(
+            frames.error(
+                f"Exceeded the maximum of {limit} concurrent historical data subscriptions", 429, topic
+            )
+        )
         return
     body = gw.history(conid, cmd.args)
     server_id = body["serverId"]
@@ -193,8 +221,11 @@ def on_sor(conn: Connection, cmd: Command) -> None:
     raw = cmd.args.get("filters", [])
     if isinstance(raw, str):
         raw = [raw]
-    filters = frozenset(str(f).strip().lower() for f in raw if str(f).strip()) if isinstance(raw, list) \
+    filters = (
+        frozenset(str(f).strip().lower() for f in raw if str(f).strip())
+        if isinstance(raw, list)
         else frozenset()
+    )
     conn.orders = OrdersSub(filters=filters)
 
 
@@ -266,8 +297,9 @@ def _filter_entry(entry: dict[str, Any], fields: set[str] | None, always: tuple[
     return {k: v for k, v in entry.items() if k in always or k.lower() in fields}
 
 
-async def _summary_stream(conn: Connection, acct: str, keys: list[str] | None,
-                          fields: list[str] | None) -> None:
+async def _summary_stream(
+    conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
+) -> None:
     gw = conn.gw
     topic = f"ssd+{acct}"
     wanted_keys = set(keys) if keys else None
@@ -306,8 +338,9 @@ def on_sld(conn: Connection, cmd: Command) -> None:
     conn.start_task(f"sld+{acct}", _ledger_stream(conn, acct, keys, fields))
 
 
-async def _ledger_stream(conn: Connection, acct: str, keys: list[str] | None,
-                         fields: list[str] | None) -> None:
+async def _ledger_stream(
+    conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
+) -> None:
     gw = conn.gw
     topic = f"sld+{acct}"
     wanted_keys = set(keys) if keys else None
@@ -362,10 +395,17 @@ def ladder_rows(q: Quote, depth: int = 5) -> list[dict[str, Any]]:
     prices = [(q.ask_t + i, "ask") for i in reversed(range(depth))]
     prices += [(q.bid_t - i, "bid") for i in range(depth)]
     for index, (ticks, side) in enumerate(prices):
-        size = (q.ask_size if ticks == q.ask_t else q.bid_size if ticks == q.bid_t
-                else rng.randint(1, 30) * lot)
-        rows.append({"row": index, "focus": 1 if last is not None and ticks == last else 0,
-                     "price": q.fmt(ticks), side: str(size)})
+        size = (
+            q.ask_size if ticks == q.ask_t else q.bid_size if ticks == q.bid_t else rng.randint(1, 30) * lot
+        )
+        rows.append(
+            {
+                "row": index,
+                "focus": 1 if last is not None and ticks == last else 0,
+                "price": q.fmt(ticks),
+                side: str(size),
+            }
+        )
     return rows
 
 
@@ -413,15 +453,25 @@ def on_ignore(conn: Connection, cmd: Command) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "smd": on_smd, "umd": on_umd,
-    "smh": on_smh, "umh": on_umh,
-    "sor": on_sor, "uor": on_uor,
-    "str": on_str, "utr": on_utr,
-    "spl": on_spl, "upl": on_upl,
-    "ssd": on_ssd, "usd": on_usd,
-    "sld": on_sld, "uld": on_uld,
-    "sbd": on_sbd, "ubd": on_ubd,
-    "tic": on_tic, "ech": on_ech,
+    "smd": on_smd,
+    "umd": on_umd,
+    "smh": on_smh,
+    "umh": on_umh,
+    "sor": on_sor,
+    "uor": on_uor,
+    "str": on_str,
+    "utr": on_utr,
+    "spl": on_spl,
+    "upl": on_upl,
+    "ssd": on_ssd,
+    "usd": on_usd,
+    "sld": on_sld,
+    "uld": on_uld,
+    "sbd": on_sbd,
+    "ubd": on_ubd,
+    "tic": on_tic,
+    "ech": on_ech,
     "session": on_session,
-    "shs": on_shs, "inp": on_ignore,
+    "shs": on_shs,
+    "inp": on_ignore,
 }

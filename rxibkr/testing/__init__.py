@@ -6,7 +6,7 @@
 * :mod:`rxibkr.testing.plugin` -- pytest fixtures ``ibkr_virtual``, ``ibkr_sim``, ``ibkr_client``
   (registered through the ``pytest11`` entry point).
 
-Record/replay of real sessions lives in :mod:`rxibkr.record`. The names below are imported on first
+Record/replay of real sessions lives in :mod:`rxibkr.record.recording`. The names below are imported on first
 use, so that loading the pytest plugin (a submodule) stays cheap.
 """
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from rxibkr.client import IbkrWsClient
+    from rxibkr.client.core import IbkrWsClient
     from rxibkr.sim import GatewaySimulator
     from rxibkr.testing.virtual import VirtualClient
 
@@ -83,7 +83,7 @@ def ibkr_sim(request: pytest.FixtureRequest) -> Iterator[GatewaySimulator]:
 @pytest.fixture
 def ibkr_client(ibkr_sim: GatewaySimulator, request: pytest.FixtureRequest) -> Iterator[IbkrWsClient]:
     """A client connected to ``ibkr_sim`` with its session confirmed; shut down after the test."""
-    from rxibkr.client import IbkrWsClient
+    from rxibkr.client.core import IbkrWsClient
 
     options: dict[str, Any] = {
         "url": ibkr_sim.ws_url,

@@ -34,10 +34,10 @@ from reactivex import abc
 from reactivex.disposable import CompositeDisposable
 from reactivex.observable.marbles import tokens as _MARBLE_TOKENS
 
+from rxibkr.io.transport import ConnectionClosedError, ConnectOptions, TransportListener
 from rxibkr.protocol.requests import ClientRequest, parse_request
 from rxibkr.testing import frames as _frames
 from rxibkr.testing.scheduler import scheduler_seconds
-from rxibkr.transport import ConnectionClosedError, ConnectOptions, TransportListener
 
 _LOGGER = logging.getLogger(__name__)
 

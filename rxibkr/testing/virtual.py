@@ -17,7 +17,7 @@ from typing import Any
 
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.testing import frames as _frames
 from rxibkr.testing.scheduler import run_due, scheduler_seconds
 from rxibkr.testing.transport import FakeTransport, FrameLike, SentFrame

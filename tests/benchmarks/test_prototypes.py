@@ -177,7 +177,7 @@ def test_prototype_client_over_a_real_socket_keeps_its_pongs_and_frames(prototyp
     from benchmarks import firehose as fh
     from benchmarks import harness as h
     from benchmarks.prototypes import PROTOTYPES
-    from rxibkr.events import ConnectionState
+    from rxibkr.client.events import ConnectionState
     from rxibkr.protocol import IbkrWsKey
 
     total = 5000

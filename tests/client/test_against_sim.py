@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import IbkrWsKey, Message
 
 sim_module = pytest.importorskip("rxibkr.sim")

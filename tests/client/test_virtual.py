@@ -8,10 +8,10 @@ import orjson
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorKind
+from rxibkr.client.subscriptions import SubscriptionStatus
 from rxibkr.protocol import IbkrWsKey, Message
-from rxibkr.subscriptions import SubscriptionStatus
 from rxibkr.testing import FakeTransport
 
 

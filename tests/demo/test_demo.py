@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from reactivex.subject import Subject
 
-from rxibkr import cli
 from rxibkr import operators as rxo
-from rxibkr.demo import (
+from rxibkr.cli import main as cli
+from rxibkr.cli.demo import (
     DemoError,
     Instrument,
     QuoteBoard,
@@ -29,9 +29,9 @@ from rxibkr.demo import (
     render_table,
     resolve_instruments,
 )
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
-from rxibkr.models import MarketDataUpdate
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import decode
+from rxibkr.streams.models import MarketDataUpdate
 from rxibkr.testing import frames
 
 FAST_SIM = ["--md-interval", "0.05", "--heartbeat-interval", "0.5"]

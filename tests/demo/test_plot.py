@@ -15,10 +15,10 @@ from reactivex.subject import Subject
 pytest.importorskip("matplotlib")
 
 from rxibkr import operators as rxo
-from rxibkr.client import IbkrWsClient
-from rxibkr.models import MarketDataUpdate, Quote
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.plot import LivePlot, live_plot
 from rxibkr.protocol import decode
+from rxibkr.streams.models import MarketDataUpdate, Quote
 from rxibkr.testing import frames
 
 

@@ -2,7 +2,7 @@
 
 ``Rig`` starts a :class:`~rxibkr.sim.GatewaySimulator` that numbers its frames (``number_frames``:
 ``"_seq"`` per connection, from 1) and logs what it wrote (``record_sent``), and a real
-:class:`~rxibkr.client.IbkrWsClient` on it with tiny intervals. A :class:`Ledger` observes every
+:class:`~rxibkr.client.core.IbkrWsClient` on it with tiny intervals. A :class:`Ledger` observes every
 per-key stream of the client (``observe(key)`` for every :class:`IbkrWsKey`) and keeps each message
 with its arrival time, in arrival order.
 
@@ -41,11 +41,11 @@ from typing import Any
 
 import orjson
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.subscriptions import Subscription
 from rxibkr.protocol import IbkrWsKey, Message
 from rxibkr.sim import GatewaySimulator
-from rxibkr.subscriptions import Subscription
 
 # -- tiny intervals: every wait in the suite is short and bounded ---------------------------------
 SIM_OPTIONS: dict[str, Any] = dict(

@@ -22,9 +22,9 @@ from typing import Any
 from reactivex import operators as ops
 from reactivex.scheduler import EventLoopScheduler
 
-from rxibkr.events import ConnectionState, ErrorKind
+from rxibkr.client.events import ConnectionState, ErrorKind
+from rxibkr.client.subscriptions import SubscriptionStatus
 from rxibkr.protocol import IbkrWsKey, Message
-from rxibkr.subscriptions import SubscriptionStatus
 
 from .harness import (
     AAPL,
@@ -205,7 +205,7 @@ def handshake_stall() -> ScenarioResult:
         rig.client.shutdown()  # the rig's own client is not used: a fresh one with a short timeout
         before = client_threads()
         rig.sim.stall_handshake(True)
-        from rxibkr.client import IbkrWsClient
+        from rxibkr.client.core import IbkrWsClient
 
         timeout, attempts = 0.4, 2
         client = IbkrWsClient(

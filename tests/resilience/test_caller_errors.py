@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState
+from rxibkr.client.subscriptions import SubscriptionStatus
 from rxibkr.protocol import IbkrWsKey
-from rxibkr.subscriptions import SubscriptionStatus
 from rxibkr.testing import FakeTransport, frames
 
 URL = "wss://gateway.test/v1/api/ws"

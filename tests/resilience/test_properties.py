@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import (
     IbkrSubscriptionProcessor,
     IbkrWsKey,

@@ -6,10 +6,10 @@ import threading
 import time
 from typing import Any
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState
-from rxibkr.session import IbkrSession
-from rxibkr.subscriptions import SubscriptionStatus
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState
+from rxibkr.client.subscriptions import SubscriptionStatus
+from rxibkr.io.rest import IbkrSession
 
 from .harness import Rig, wait_until
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from rxibkr.client import IbkrWsClient, mask_account_ids
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.core import IbkrWsClient, mask_account_ids
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import IbkrWsKey
 from rxibkr.sim import GatewaySimulator
 
@@ -108,7 +108,7 @@ def test_cacert_false_warns_once_per_process() -> None:
         """
         import warnings
         from reactivex.testing import TestScheduler
-        from rxibkr.client import IbkrWsClient
+        from rxibkr.client.core import IbkrWsClient
         from rxibkr.testing import FakeTransport
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -276,7 +276,7 @@ def test_the_simulator_binds_loopback_by_default() -> None:
 def test_the_simulator_command_binds_loopback_by_default() -> None:
     import argparse
 
-    from rxibkr.sim import cli
+    from rxibkr.cli import sim as cli
 
     parser = argparse.ArgumentParser()
     cli.configure(parser)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.subscriptions import SubscriptionStatus
 from rxibkr.protocol import IbkrWsKey
-from rxibkr.subscriptions import SubscriptionStatus
 from rxibkr.testing import FakeTransport, frames, scheduler_seconds
 
 

@@ -13,10 +13,11 @@ import time
 import pytest
 import urllib3
 
-from rxibkr.sim import cli
+from rxibkr.cli import sim as cli
 
 RUN = (
-    "import sys; from rxibkr.sim import cli; p = __import__('argparse').ArgumentParser(); cli.configure(p); "
+    "import sys; from rxibkr.cli import sim as cli; "
+    "p = __import__('argparse').ArgumentParser(); cli.configure(p); "
     "sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
 )
 
@@ -115,7 +116,7 @@ def test_run_with_duration_returns_zero(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_top_level_command_wires_sim(capsys: pytest.CaptureFixture[str]) -> None:
-    from rxibkr.cli import main
+    from rxibkr.cli.main import main
 
     assert main(["sim", "--port", "0", "--no-tls", "--duration", "0.05"]) == 0
     assert "REST URL:   http://127.0.0.1:" in capsys.readouterr().out

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState
 from rxibkr.testing import FakeTransport
 
 ACCOUNT = "DU1234567"

@@ -11,7 +11,7 @@ import pytest
 import reactivex
 from reactivex.subject import Subject
 
-from rxibkr.aio import QueueOverflowError, aiter, on_loop
+from rxibkr.streams.aio import QueueOverflowError, aiter, on_loop
 
 
 def produce(

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxibkr.models import (
+from rxibkr.protocol import FIELD_KINDS, FIELDS, FieldKind, decode, parse_price, parse_value
+from rxibkr.streams.models import (
     AuthStatus,
     Bar,
     Bulletin,
@@ -30,7 +31,6 @@ from rxibkr.models import (
     new_update,
     parse_market_data,
 )
-from rxibkr.protocol import FIELD_KINDS, FIELDS, FieldKind, decode, parse_price, parse_value
 
 FIELD_IDS = [*FIELDS, "87_raw"]
 NAMES = {**FIELDS, "87_raw": "volume_raw"}

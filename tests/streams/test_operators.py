@@ -11,8 +11,8 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.marbles import marbles_testing
 
 from rxibkr import operators as rxo
-from rxibkr.models import Bar, Execution, MarketDataUpdate, OrderUpdate, Quote
 from rxibkr.protocol import decode
+from rxibkr.streams.models import Bar, Execution, MarketDataUpdate, OrderUpdate, Quote
 
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed

@@ -12,10 +12,12 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from rxibkr import operators as rxo
-from rxibkr.aio import aiter, on_loop
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState
-from rxibkr.models import (
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState
+from rxibkr.protocol import IbkrWsKey
+from rxibkr.streams import HistoryLimitError, streams_of
+from rxibkr.streams.aio import aiter, on_loop
+from rxibkr.streams.models import (
     AuthStatus,
     Bar,
     Bulletin,
@@ -29,8 +31,6 @@ from rxibkr.models import (
     Quote,
     SummaryItem,
 )
-from rxibkr.protocol import IbkrWsKey
-from rxibkr.streams import HistoryLimitError, streams_of
 
 from .support import AAPL, IBM, wait_until
 

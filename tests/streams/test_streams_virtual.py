@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from rxibkr import operators as rxo
-from rxibkr.events import ErrorKind
-from rxibkr.models import (
+from rxibkr.client.events import ErrorKind
+from rxibkr.streams import DEFAULT_FIELDS, HistoryLimitError, streams_of
+from rxibkr.streams.models import (
     AuthStatus,
     Bar,
     Bulletin,
@@ -23,7 +24,6 @@ from rxibkr.models import (
     Quote,
     SummaryItem,
 )
-from rxibkr.streams import DEFAULT_FIELDS, HistoryLimitError, streams_of
 
 from .support import AAPL, ACCOUNT, IBM, Rest, f, sent, smd, started
 

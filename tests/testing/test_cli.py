@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rxibkr.cli import main
+from rxibkr.cli.main import main
 from rxibkr.record import Recording
 from rxibkr.testing import frames, run_due, virtual_client
 

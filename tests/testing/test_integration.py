@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rxibkr.client import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.protocol import IbkrWsKey, Message, decode
 from rxibkr.record import REDACTED, Recording, ReplayTransport
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorKind
 from rxibkr.protocol import IbkrWsKey
 from rxibkr.testing import CLOSE, DROP, Close, FakeTransport, frames, virtual_client
 

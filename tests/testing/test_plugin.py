@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rxibkr.events import ConnectionState
+from rxibkr.client.events import ConnectionState
 from rxibkr.protocol import IbkrWsKey
 from rxibkr.testing import frames
 
@@ -39,7 +39,7 @@ def test_loading_the_plugin_imports_neither_the_simulator_nor_aiohttp() -> None:
     code = (
         "import sys, rxibkr.testing.plugin\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'trustme') "
-        "or m.startswith(('rxibkr.sim', 'rxibkr.record', 'rxibkr.testing.virtual'))]\n"
+        "or m.startswith(('rxibkr.sim', 'rxibkr.record.recording', 'rxibkr.testing.virtual'))]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -60,7 +60,7 @@ def test_ibkr_virtual_marker_options(ibkr_virtual: Any) -> None:
 
 INNER = """
 import pytest
-from rxibkr.events import ConnectionState
+from rxibkr.client.events import ConnectionState
 from rxibkr.protocol import IbkrWsKey
 
 CLIENTS = []

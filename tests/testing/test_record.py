@@ -11,7 +11,7 @@ import orjson
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient
 from rxibkr.protocol import requests as rq
 from rxibkr.record import Recorder, Recording, encode_line
 from rxibkr.testing import FakeTransport, frames, run_due, virtual_client

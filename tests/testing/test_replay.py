@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorKind
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorKind
 from rxibkr.protocol import IbkrWsKey, Message
 from rxibkr.record import Recording, ReplayTransport, synthetic_greeting
 from rxibkr.testing import frames, run_due, virtual_client

@@ -30,9 +30,21 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
-from rxibkr import _config as cfg
-from rxibkr._subjects import HotSubject, StateSubject
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client import config as cfg
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.client.queues import QueueAccessor, QueueController
+from rxibkr.client.subjects import HotSubject, StateSubject
+from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
+from rxibkr.client.watchdogs import silence
+from rxibkr.io.rest import IbkrSession, SessionError, make_ssl_context, session_id_from_tickle
+from rxibkr.io.transport import (
+    Connection,
+    ConnectionClosedError,
+    ConnectOptions,
+    Transport,
+    WebSocketTransport,
+    is_tls_verification_error,
+)
 from rxibkr.protocol import (
     IbkrSubscriptionProcessor,
     IbkrWsKey,
@@ -43,21 +55,10 @@ from rxibkr.protocol import (
 )
 from rxibkr.protocol import requests as rq
 from rxibkr.protocol.fields import unwrap
-from rxibkr.queues import QueueAccessor, QueueController
-from rxibkr.session import IbkrSession, SessionError, make_ssl_context, session_id_from_tickle
-from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
-from rxibkr.transport import (
-    Connection,
-    ConnectionClosedError,
-    ConnectOptions,
-    Transport,
-    WebSocketTransport,
-    is_tls_verification_error,
-)
-from rxibkr.watchdogs import silence
 
 if TYPE_CHECKING:  # annotations only: these modules import the client
-    from rxibkr.models import (
+    from rxibkr.record import Recorder
+    from rxibkr.streams.models import (
         AuthStatus,
         Bar,
         Bulletin,
@@ -70,7 +71,6 @@ if TYPE_CHECKING:  # annotations only: these modules import the client
         PnlRow,
         SummaryItem,
     )
-    from rxibkr.record import Recorder
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ class IbkrWsClient:
         """Every frame in and out, plus connection open/close events, as they happen (for recording).
 
         "in" and "open"/"close" are emitted on the reader thread, "out" on the sending thread.
-        Session ids are not redacted here: whoever persists these must (``rxibkr.record`` does).
+        Session ids are not redacted here: whoever persists these must (``rxibkr.record.recording`` does).
         """
         return self._wire
 
@@ -1465,14 +1465,14 @@ class IbkrWsClient:
         except RuntimeError:  # executor shut down
             pass
 
-    # ---- typed streams (rxibkr.streams): delegating methods go here --------------------------------
+    # ---- typed streams (rxibkr.streams.hubs): delegating methods go here --------------------------------
     # Typed, parsed, merged streams per topic: cold and reference-counted (the first observer
-    # subscribes, the last disposal unsubscribes), kept across reconnects. See rxibkr.streams.
+    # subscribes, the last disposal unsubscribes), kept across reconnects. See rxibkr.streams.hubs.
     def market_data(
         self, conid: int | str, fields: str | int | Iterable[str | int] | None = None
     ) -> Observable[MarketDataUpdate]:
         """Parsed market-data updates of one contract (changed fields only; merge them with
-        ``rxibkr.operators.snapshots()``). One ``smd`` per conid, widened to the union of the
+        ``rxibkr.streams.operators.snapshots()``). One ``smd`` per conid, widened to the union of the
         observers' ``fields`` (ids or names; None: a quote set). See ``TypedStreams.market_data``."""
         from rxibkr.streams import streams_of
 
@@ -1560,7 +1560,7 @@ class IbkrWsClient:
 
     # ---- end typed streams ------------------------------------------------------------------------
 
-    # ---- record / replay (rxibkr.record): delegating methods go here -------------------------------
+    # ---- record / replay (rxibkr.record): delegating methods go here --------
     def record(self, path: str | os.PathLike[str]) -> Recorder:
         """Append every frame in and out, and connection open/close events, to the JSON Lines file ``path``.
 
@@ -1568,7 +1568,9 @@ class IbkrWsClient:
         closed when ``dispose()`` returns. Session ids are redacted. Replay with
         ``IbkrWsClient(transport=rxibkr.record.ReplayTransport(path))``. See ``rxibkr.record``.
         """
-        from rxibkr.record import Recorder  # here: rxibkr.record imports the testing kit, which imports us
+        from rxibkr.record import (
+            Recorder,  # here: rxibkr.record.recording imports the testing kit, which imports us
+        )
 
         return Recorder(self, path)
 

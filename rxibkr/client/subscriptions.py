@@ -18,7 +18,7 @@ from reactivex.disposable import Disposable
 from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
 
 if TYPE_CHECKING:
-    from rxibkr.client import IbkrWsClient
+    from rxibkr.client.core import IbkrWsClient
 
 
 class SubscriptionStatus(enum.Enum):

@@ -1,4 +1,4 @@
-"""Typed, parsed, merged streams per topic, on top of an :class:`~rxibkr.client.IbkrWsClient`.
+"""Typed, parsed, merged streams per topic, on top of an :class:`~rxibkr.client.core.IbkrWsClient`.
 
 Every stream here is a cold, reference-counted Observable: the first observer makes the client
 subscribe (``client.subscribe(..., wait=False)``: the subscription is kept across reconnects and
@@ -30,8 +30,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
-from rxibkr._subjects import HotSubject
-from rxibkr.models import (
+from rxibkr.client.subjects import HotSubject
+from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
+from rxibkr.protocol import IbkrWsKey, Message, MessageKind
+from rxibkr.protocol import requests as rq
+from rxibkr.streams.models import (
     AuthStatus,
     Bar,
     Bulletin,
@@ -49,13 +52,10 @@ from rxibkr.models import (
     _int,
     new_update,
 )
-from rxibkr.operators import ExecutionLog, OrderBook
-from rxibkr.protocol import IbkrWsKey, Message, MessageKind
-from rxibkr.protocol import requests as rq
-from rxibkr.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
+from rxibkr.streams.operators import ExecutionLog, OrderBook
 
 if TYPE_CHECKING:
-    from rxibkr.client import IbkrWsClient
+    from rxibkr.client.core import IbkrWsClient
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class TypedStreams:
         self, conid: int | str, fields: str | int | Iterable[str | int] | None = None
     ) -> Observable[MarketDataUpdate]:
         """Parsed market-data updates of one contract (only the changed fields, see
-        :class:`~rxibkr.models.MarketDataUpdate`; merge them with ``operators.snapshots()``).
+        :class:`~rxibkr.streams.models.MarketDataUpdate`; merge them with ``operators.snapshots()``).
 
         ``fields``: ids (``31``, ``"31"``) or names (``"last_price"``); None for
         :data:`DEFAULT_FIELDS`. One ``smd`` subscription per conid is shared by every observer;
@@ -275,7 +275,7 @@ class TypedStreams:
         outside_rth: bool = False,
         source: str = "trades",
     ) -> Observable[History]:
-        """Like :meth:`market_history`, but one :class:`~rxibkr.models.History` per ``smh`` reply
+        """Like :meth:`market_history`, but one :class:`~rxibkr.streams.models.History` per ``smh`` reply
         (with the series' metadata: server id, symbol, price factor, bar length)."""
         return self._history(conid, period, bar, exchange, outside_rth, source, "replies")
 
@@ -300,7 +300,7 @@ class TypedStreams:
     def orders(
         self, filters: str | Iterable[str] | None = None, *, refresh_on_reconnect: bool = True
     ) -> Observable[OrderUpdate]:
-        """Live orders as :class:`~rxibkr.models.OrderUpdate` (the full merged state of the order).
+        """Live orders as :class:`~rxibkr.streams.models.OrderUpdate` (the full merged state of the order).
 
         Starts with the current orders from REST (``client.rest.live_orders()``, when the client has
         a REST session), then the ``sor`` deltas merged into them. ``filters``: order statuses
@@ -378,7 +378,7 @@ class TypedStreams:
     def price_ladder(
         self, conid: int | str, exchange: str | None = None, account: str | None = None
     ) -> Observable[Ladder]:
-        """BookTrader price ladders (``sbd``) of one contract, one :class:`~rxibkr.models.Ladder`
+        """BookTrader price ladders (``sbd``) of one contract, one :class:`~rxibkr.streams.models.Ladder`
         per frame. ``account`` defaults to the client's ``account_id`` (ValueError when neither is
         known). The gateway allows one ladder per account (``ubd`` names only the account)."""
         cid = _conid(conid)

@@ -3,7 +3,7 @@
     rxibkr record --url wss://localhost:5000/v1/api/ws --cacert gateway-ca.pem --duration 60 \\
         --out session.jsonl 265598 8314
 
-The file is the JSON Lines format of :mod:`rxibkr.record` (session ids redacted); replay it with
+The file is the JSON Lines format of :mod:`rxibkr.record.recording` (session ids redacted); replay it with
 ``rxibkr replay session.jsonl`` or ``IbkrWsClient(transport=ReplayTransport("session.jsonl"))``.
 """
 
@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rxibkr.client import IbkrWsClient  # imported here: `rxibkr --help` stays fast
+    from rxibkr.client.core import IbkrWsClient  # imported here: `rxibkr --help` stays fast
 
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),

@@ -27,7 +27,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import TimeoutScheduler
 
-from rxibkr.models import (
+from rxibkr.protocol import FIELDS, IbkrWsKey, Message, MessageKind
+from rxibkr.streams.models import (
     Bar,
     Execution,
     MarketDataUpdate,
@@ -38,7 +39,6 @@ from rxibkr.models import (
     _price_of,
     new_quote,
 )
-from rxibkr.protocol import FIELDS, IbkrWsKey, Message, MessageKind
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ _MISSING: Any = object()
 
 def market_data_updates() -> Callable[[Observable[Message]], Observable[MarketDataUpdate]]:
     """``smd`` messages (e.g. ``client.observe(IbkrWsKey.MARKET_DATA)`` or a replay) ->
-    :class:`~rxibkr.models.MarketDataUpdate`. Other messages are skipped. No duplicate removal:
+    :class:`~rxibkr.streams.models.MarketDataUpdate`. Other messages are skipped. No duplicate removal:
     ``client.market_data()`` does that."""
 
     def operator(source: Observable[Message]) -> Observable[MarketDataUpdate]:
@@ -94,7 +94,7 @@ class QuoteBook:
 
 
 def snapshots() -> Callable[[Observable[MarketDataUpdate]], Observable[Quote]]:
-    """Merge partial market-data updates into a full :class:`~rxibkr.models.Quote` per conid.
+    """Merge partial market-data updates into a full :class:`~rxibkr.streams.models.Quote` per conid.
 
     IBKR sends only the fields that changed; each update is merged into the contract's state and
     the merged quote is emitted, one per update. The ``C``/``H`` flags follow the last price.
@@ -494,7 +494,7 @@ class OrderBook:
     def apply(
         self, delta: Mapping[str, Any], source: str = "ws", only_changes: bool = False
     ) -> OrderUpdate | None:
-        """Merge one order object or delta; the new :class:`~rxibkr.models.OrderUpdate`, or None
+        """Merge one order object or delta; the new :class:`~rxibkr.streams.models.OrderUpdate`, or None
         when it names no order or changes nothing (an identical re-send)."""
         order_id = _int(delta.get("orderId"))
         if order_id is None:

@@ -45,15 +45,15 @@ from reactivex import abc
 from reactivex.scheduler import EventLoopScheduler
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
-from rxibkr.events import ConnectionState
+from rxibkr.client.events import ConnectionState
+from rxibkr.io.transport import ConnectionClosedError, ConnectOptions, TransportListener
 from rxibkr.protocol import IbkrWsKey, Message, MessageKind, decode
 from rxibkr.testing import frames as _frames
 from rxibkr.testing.scheduler import scheduler_seconds
 from rxibkr.testing.transport import SentFrame
-from rxibkr.transport import ConnectionClosedError, ConnectOptions, TransportListener
 
 if TYPE_CHECKING:
-    from rxibkr.client import IbkrWsClient, WireEvent
+    from rxibkr.client.core import IbkrWsClient, WireEvent
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Any, TextIO
 import reactivex
 
 from rxibkr import operators as rxo
-from rxibkr.client import IbkrWsClient
-from rxibkr.events import ConnectionState, ErrorEvent, ErrorKind
-from rxibkr.models import Quote
+from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
+from rxibkr.streams.models import Quote
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ")
 """What the demo shows when no instrument is named (all in the simulator's universe)."""

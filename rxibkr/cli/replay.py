@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reactivex import merge
 
-    from rxibkr.client import IbkrWsClient
+    from rxibkr.client.core import IbkrWsClient
     from rxibkr.protocol import IbkrWsKey, Message
     from rxibkr.record import Recording, ReplayTransport
 

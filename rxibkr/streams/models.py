@@ -1,4 +1,4 @@
-"""Typed values of the streams in :mod:`rxibkr.streams` and the operators in :mod:`rxibkr.operators`.
+"""Typed values of the streams in :mod:`rxibkr.streams.hubs` and of :mod:`rxibkr.streams.operators`.
 
 Every model is a frozen dataclass with slots: numbers are parsed (``"271.67"`` -> ``271.67``,
 ``""``/``"N/A"`` -> None), names follow Python conventions, and what came over the wire is kept

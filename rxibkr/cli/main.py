@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("rxibkr.demo", "show a live quote board from the embedded simulator (or a real gateway)"),
-    "sim": ("rxibkr.sim.cli", "run the gateway simulator in the foreground until Ctrl-C"),
-    "record": ("rxibkr.record_cli", "record a gateway session (market data for some conids) to JSON Lines"),
-    "replay": ("rxibkr.replay_cli", "replay a recording through a client; print its messages or a summary"),
+    "demo": ("rxibkr.cli.demo", "show a live quote board from the embedded simulator (or a real gateway)"),
+    "sim": ("rxibkr.cli.sim", "run the gateway simulator in the foreground until Ctrl-C"),
+    "record": ("rxibkr.cli.record", "record a gateway session (market data for some conids) to JSON Lines"),
+    "replay": ("rxibkr.cli.replay", "replay a recording through a client; print its messages or a summary"),
 }
 
 
