@@ -13,7 +13,6 @@ import argparse
 import gc
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import firehose as fh
-from benchmarks import prototypes
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.protocol import IbkrWsKey, decode
 
@@ -32,31 +30,29 @@ class _Tickle:
         return {"session": "bench"}
 
 
-def _client() -> tuple[IbkrWsClient, object]:
+def _client() -> tuple[IbkrWsClient, Any]:
     client = IbkrWsClient(ibkr_client=_Tickle(), url="ws://127.0.0.1:9/v1/api/ws")
+    reader = client._new_reader(1)  # the current connection's reader: on_frame delivers
+    reader.first_data = False
     connection = object()
-    client._conn = connection  # type: ignore[assignment]  # on_frame only compares it
     count = [0]
 
     def on_next(_message: Any) -> None:
         count[0] += 1
 
     client.observe(IbkrWsKey.MARKET_DATA).subscribe(on_next)
-    return client, connection
+    return client, (reader, connection)
 
 
 def measure(loops: int = 100, repeats: int = 15) -> dict[str, float]:
-    """ns per frame, best of ``repeats`` (variants interleaved): ``decode`` alone, ``on_frame``, and
-    ``on_frame`` with the dispatch prototype (bound to its own client)."""
+    """ns per frame, best of ``repeats`` (variants interleaved): ``decode`` alone and the reader's
+    ``on_frame`` (decode and delivery to one ``observe(MARKET_DATA)`` observer)."""
     frames = [f[4:] for f in fh.smd_frames(1000)]  # payloads (the 4-byte header stripped)
     calls = len(frames) * loops
-    base_client, base_connection = _client()
-    fast_client, fast_connection = _client()
-    fast_client._market_data_subject = fast_client._subjects[IbkrWsKey.MARKET_DATA]  # type: ignore[attr-defined]
+    base_client, (reader, base_connection) = _client()
     variants: dict[str, tuple[Callable[..., Any], object | None]] = {
         "decode": (decode, None),
-        "on_frame": (base_client.on_frame, base_connection),
-        "on_frame+dispatch": (types.MethodType(prototypes.dispatch_on_frame, fast_client), fast_connection),
+        "on_frame": (reader.on_frame, base_connection),
     }
 
     def run(fn: Callable[..., Any], connection: object | None) -> float:
@@ -78,9 +74,8 @@ def measure(loops: int = 100, repeats: int = 15) -> dict[str, float]:
             for name, (fn, connection) in variants.items():
                 best[name] = min(best[name], run(fn, connection))
     finally:
-        for client in (base_client, fast_client):
-            client._conn = None
-            client.shutdown()
+        base_client._reader = None
+        base_client.shutdown()
     return best
 
 
@@ -92,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     base = results["on_frame"]
     for name, ns in results.items():
         print(f"{name:<20} {ns:8.0f} ns/frame  {ns / base:5.2f}x on_frame")
-    fast = results["on_frame+dispatch"]
-    print(f"dispatch saves {base - fast:.0f} ns/frame ({1 - fast / base:.0%})")
+    print(f"on_frame adds {base - results['decode']:.0f} ns/frame to decode")
     return 0
 
 

@@ -14,7 +14,6 @@ tests/benchmarks/test_prototypes.py test the transport's real frame parser.
 * ``framing``: the reader parses server frames itself over the same buffer (unmasked final
   text/binary frames go straight to ``on_frame``; ping, pong, close and continuation frames are
   handled as websocket-client handles them). Proposed for ``_WebSocketConnection._read_loop``.
-* ``dispatch``: ``IbkrWsClient.on_frame`` with a market data fast path.
 * ``framing-dispatch``: both.
 """
 
@@ -27,9 +26,7 @@ from typing import Any
 
 import websocket
 
-from rxibkr.client import core as client_module
 from rxibkr.io import transport
-from rxibkr.protocol import IbkrWsKey
 
 READ_SIZE = 65536
 
@@ -76,37 +73,6 @@ framing_read_loop = transport._WebSocketConnection._read_loop
 
 
 # ---------------------------------------------------------------------------------------------------
-# prototype dispatch (IbkrWsClient.on_frame)
-# ---------------------------------------------------------------------------------------------------
-_MARKET_DATA = IbkrWsKey.MARKET_DATA
-
-# Applied to rxibkr: the prototype is now IbkrWsClient.on_frame itself.
-dispatch_on_frame = client_module.IbkrWsClient.on_frame
-
-
-@contextmanager
-def _dispatch() -> Iterator[None]:
-    cls: Any = client_module.IbkrWsClient
-    original_init, original_on_frame = cls.__init__, cls.on_frame
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        self._market_data_subject = self._subjects[_MARKET_DATA]
-
-    cls.__init__, cls.on_frame = init, dispatch_on_frame
-    try:
-        yield
-    finally:
-        cls.__init__, cls.on_frame = original_init, original_on_frame
-
-
-@contextmanager
-def _framing_dispatch() -> Iterator[None]:
-    with _framing(), _dispatch():
-        yield
-
-
-# ---------------------------------------------------------------------------------------------------
 # registry
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -150,7 +116,5 @@ PROTOTYPES: dict[str, Prototype] = {
     for p in (
         Prototype("buffered", "reader: websocket-client framing over a buffered recv", _buffered),
         Prototype("framing", "reader: own framing over a buffered recv", _framing),
-        Prototype("dispatch", "on_frame: market data fast path, no enum hashing", _dispatch),
-        Prototype("framing-dispatch", "both framing and dispatch", _framing_dispatch),
     )
 }

@@ -1,50 +1,43 @@
 """``IbkrWsClient``: the reactive client core, IBind's API included.
 
-Shape (see DESIGN.md): the connection is a hot stream of raw frames (``frames``), decoded and
-partitioned by key into one hot subject per :class:`IbkrWsKey` (``observe(key)``). ``subscribe``
-returns a :class:`Subscription` Disposable that sends the ``u...`` payload when disposed. Ping and
-heartbeat watchdogs are timer operators on the control scheduler that call ``hard_reset``.
+A facade over three parts (see DESIGN.md): the pure session machine (:mod:`rxibkr.session`: the
+whole control logic, events in, actions out), the driver (:mod:`rxibkr.client.driver`: runs the
+machine on one control loop and executes its actions) and one reader per connection (``_Reader``
+below: decodes frames and delivers them straight to the per-key subjects, the hot path).
 
-Threads: the reader thread of the current connection delivers data frames straight to the per-key
-subjects (the hot path). Everything that mutates client state runs on the control scheduler (an
-``EventLoopScheduler`` per client unless one is passed in); other threads only post work to it.
-With a virtual-time scheduler (``TestScheduler``) that work runs inline, so tests are deterministic.
+Threads: the reader thread of the current connection delivers data; the control loop (a
+``ControlScheduler`` thread per client unless a scheduler is passed in) is the only place session
+state changes; callers' threads only post events to it and never wait for it while holding a
+library lock. With a virtual-time scheduler (``TestScheduler``) the control loop runs inline, so
+tests are deterministic.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import random
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable, Disposable
-from reactivex.scheduler import EventLoopScheduler
+from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
 from rxibkr.client import config as cfg
+from rxibkr.client.driver import Driver
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.client.queues import QueueAccessor, QueueController
+from rxibkr.client.scheduler import ControlScheduler
 from rxibkr.client.subjects import HotSubject, StateSubject
 from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
-from rxibkr.client.watchdogs import silence
 from rxibkr.io.rest import IbkrSession, SessionError, make_ssl_context, session_id_from_tickle
-from rxibkr.io.transport import (
-    Connection,
-    ConnectionClosedError,
-    ConnectOptions,
-    Transport,
-    WebSocketTransport,
-    is_tls_verification_error,
-)
+from rxibkr.io.transport import Connection, Transport, WebSocketTransport, is_tls_verification_error
 from rxibkr.protocol import (
     IbkrSubscriptionProcessor,
     IbkrWsKey,
@@ -53,8 +46,9 @@ from rxibkr.protocol import (
     SubscriptionProcessor,
     decode,
 )
-from rxibkr.protocol import requests as rq
 from rxibkr.protocol.fields import unwrap
+from rxibkr.session import events as ev
+from rxibkr.session.machine import SessionMachine, Settings
 
 if TYPE_CHECKING:  # annotations only: these modules import the client
     from rxibkr.record import Recorder
@@ -73,8 +67,6 @@ if TYPE_CHECKING:  # annotations only: these modules import the client
     )
 
 _LOGGER = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class _Undefined:
@@ -119,6 +111,7 @@ class WireEvent(NamedTuple):
     data: bytes | str | None
     connection: int
     code: int | None = None  # the close code, for "close" events
+    initiator: str | None = None  # for "close" events: "client", "server", or None (unknown, a drop)
 
 
 _ACCOUNT_ID = re.compile(r"\b(DUO|D?[UFI])(\d{2,})(\d{3})\b")  # U1234567, DU1234567, DUO123456, F..., DF...
@@ -147,11 +140,6 @@ def _public_url(url: str) -> str:
         + "?"
         + "&".join(k + ("=***" if eq else "") for k, eq, _ in (p.partition("=") for p in query.split("&")))
     )
-
-
-def _is_heartbeat(message: Message) -> bool:
-    data = message.data
-    return data is not None and "hb" in data
 
 
 class IbkrWsClient:
@@ -283,12 +271,33 @@ class IbkrWsClient:
         self._transport: Transport = transport if transport is not None else WebSocketTransport()
         self._processor = SubscriptionProcessorClass()
 
-        # -- scheduler ------------------------------------------------------------------------------
+        # -- control loop -------------------------------------------------------------------------
         self._owns_scheduler = scheduler is None
-        self._scheduler: abc.SchedulerBase = scheduler if scheduler is not None else self._new_scheduler()
+        self._scheduler: abc.SchedulerBase = scheduler if scheduler is not None else ControlScheduler()
         self._virtual = isinstance(self._scheduler, VirtualTimeScheduler)
-        self._control_ident: int | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        settings = Settings(
+            url=self._public_url,
+            account_id=self._account_id,
+            ping_interval=self._ping_interval,
+            max_ping_interval=self._max_ping_interval,
+            timeout=self._timeout,
+            restart_on_close=restart_on_close,
+            restart_on_critical=restart_on_critical,
+            max_connection_attempts=max_connection_attempts,
+            max_reconnect_attempts=max_reconnect_attempts,
+            subscription_retries=self._subscription_retries,
+            subscription_timeout=self._subscription_timeout,
+            tic_interval=tic_interval,
+            tickle_interval=tickle_interval,
+            md_renewal_interval=md_renewal_interval,
+            backoff_first=self._backoff_first,
+            backoff_max=self._backoff_max,
+            jitter=self._jitter,
+            has_rest=self._rest is not None,
+            has_rest_orders=self._rest is not None and callable(getattr(self._rest, "live_orders", None)),
+        )
+        self._machine = SessionMachine(settings, self._random.random)
+        self._driver = Driver(self, self._machine)
 
         # -- streams --------------------------------------------------------------------------------
         self._errors: HotSubject[ErrorEvent] = HotSubject(self._on_errors_observer_error)
@@ -313,28 +322,19 @@ class IbkrWsClient:
         self._default_accessors: dict[IbkrWsKey, QueueAccessor[IbkrWsKey]] = {}
         self._queue_lock = threading.Lock()
 
-        # -- control state (control scheduler only) -------------------------------------------------
-        self._running = False
-        self._shut_down = False
-        self._conn: Connection | None = None
-        self._conn_opened = False
-        self._attempts = 0
-        self._starting = False
-        self._ready = threading.Event()  # set when AUTHENTICATED or FAILED while start() waits
-        self._start_confirmed = False  # the session was confirmed since start() was called
-        self._subs: dict[str, SubscriptionState] = {}
-        self._awaiting: dict[str, SubscriptionState] = {}  # read by the reader thread: membership only
-        self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], SubscriptionState] = {}
-        self._server_ids: dict[IbkrWsKey, dict[str, int]] = {}
+        # -- shared with reader threads (plain reads and atomic dict operations) --------------------
+        self._reader: _Reader | None = None  # the connection that delivers; others are abandoned
+        self._awaiting: dict[str, bool] = {}  # channels whose first data confirms them
         self._session_id: str | None = None
         self._last_pong = 0.0
         self._last_heartbeat = 0.0
-        self._connection_timers = CompositeDisposable()
-        self._session_timers = CompositeDisposable()
-        self._reconnect_timer: abc.DisposableBase | None = None
-        self._auth_poll_timer: abc.DisposableBase | None = None
-        self._auth_poll_attempt = 0
-        self._threads_to_join: list[Connection] = []
+
+        # -- the registry as callers see it (the machine keeps its own; both change in one order) ---
+        self._registry_lock = threading.Lock()  # never held while user code runs
+        self._channels: dict[str, SubscriptionState] = {}
+        self._shut_down = False
+        self._start_lock = threading.Lock()
+        self._start_waiters: list[list[Any]] = []  # [event, result] per waiting start()
 
         if start:
             self.start()
@@ -362,7 +362,8 @@ class IbkrWsClient:
         """Every frame in and out, plus connection open/close events, as they happen (for recording).
 
         "in" and "open"/"close" are emitted on the reader thread, "out" on the sending thread.
-        Session ids are not redacted here: whoever persists these must (``rxibkr.record.recording`` does).
+        Close events say who closed (``initiator``: "client" or "server") and the code. Session ids
+        are not redacted here: whoever persists these must (``rxibkr.record`` does).
         """
         return self._wire
 
@@ -420,7 +421,7 @@ class IbkrWsClient:
     # =============================================================================================
     @property
     def running(self) -> bool:
-        return self._running
+        return self._machine.running
 
     @property
     def ready(self) -> bool:
@@ -438,33 +439,64 @@ class IbkrWsClient:
     def start(self) -> bool:
         """Connect and wait for the gateway session; True once confirmed.
 
-        Bounded by ``timeout`` x ``max_connection_attempts``; when it gives up, the connection is
-        closed and no thread of the client is left. With a virtual-time scheduler it does not wait:
-        it returns whether the session is already confirmed.
+        Bounded by ``timeout`` x ``max_connection_attempts``; ``shutdown()`` or ``disconnect()`` from
+        any thread releases it at once (False). When it gives up, the connection is closed and no
+        thread of the client is left. On the client's own threads and with a virtual-time scheduler
+        it does not wait: it returns whether the session is already confirmed.
         """
         if self._shut_down:
             raise RuntimeError("this client was shut down; create a new one")
-        self._ready.clear()
-        self._start_confirmed = False
-        self._post(self._start)
-        if self._virtual or self._on_control_thread():
+        if self._virtual or self._driver.on_control_thread():
+            self._driver.post(ev.Start())
             return self.ready
+        waiter: list[Any] = [threading.Event(), False]
+        with self._start_lock:
+            self._start_waiters.append(waiter)
+        self._driver.post(ev.Start())
         bound = self._timeout * self._max_connection_attempts
-        self._ready.wait(bound)
-        if self._start_confirmed:  # confirmed, even if the connection has dropped again since
+        waiter[0].wait(bound)
+        with self._start_lock:
+            if waiter in self._start_waiters:
+                self._start_waiters.remove(waiter)
+        if waiter[1]:  # confirmed, even if the connection has dropped again since
             return True
-        _LOGGER.warning("start(): no confirmed session within %.1f s; giving up", bound)
-        self._call(self._give_up)
-        self._dispose_owned_scheduler()
-        self._join_connections(self._timeout + 1.0)
+        if not waiter[0].is_set():
+            _LOGGER.warning("start(): no confirmed session within %.1f s; giving up", bound)
+            self._driver.post(ev.GiveUp())
+        self._sync()
+        if not self._shut_down and not self._machine.running:
+            self._retire_control_thread()
         return False
 
+    def _on_start_done(self, ok: bool) -> None:
+        with self._start_lock:
+            waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            waiter[1] = ok
+            waiter[0].set()
+
     def shutdown(self) -> None:
-        """Unsubscribe what is subscribed, close, complete the streams and join the client's threads."""
-        if self._shut_down:
+        """Unsubscribe what is subscribed, close, complete the streams and end the client's threads.
+
+        Safe from any thread, an observer on the control loop included (the client then finishes
+        right after that observer returns)."""
+        with self._registry_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        self._driver.post(ev.Stop(shutdown=True))
+        if self._virtual or self._driver.on_control_thread():
             return
-        self._call(self._shutdown)
-        self._shut_down = True
+        if not self._driver.finished.wait(max(10.0, self._timeout * 2)):
+            _LOGGER.warning("shutdown(): the control loop did not finish in time")
+            self._finish()
+        thread = self._driver.control_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(2.0)
+        self._join_readers(2.0)
+
+    def _finish(self) -> None:
+        """The last step of a shutdown: complete the streams, end the control loop."""
         for key_subject in self._subjects.values():
             key_subject.complete()
         self._frames.complete()
@@ -472,25 +504,25 @@ class IbkrWsClient:
         self._wire.complete()
         self._state.complete()
         self._errors.complete()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        self._dispose_owned_scheduler(replace=False)
-        self._join_connections(2.0)
+        self._driver.shutdown_executor()
+        if self._owns_scheduler and isinstance(self._scheduler, ControlScheduler):
+            self._scheduler.dispose()  # the loop ends after the current action
         if isinstance(self._rest, IbkrSession):
             self._rest.close()
 
     def disconnect(self) -> None:
         """Close the connection, without reconnecting. ``start()`` connects again."""
-        self._call(self._disconnect)
+        self._driver.post(ev.Stop(shutdown=False))
+        self._sync()
 
     def hard_reset(self, restart: bool = False) -> None:
         """Force the connection closed, and reconnect when ``restart``. Safe from any thread."""
-        self._post(self._hard_reset, restart, "hard_reset() called")
+        _LOGGER.info("hard reset requested, restart=%s", restart)
+        self._driver.post(ev.HardReset(restart, "hard_reset() called"))
 
     def check_ping(self) -> bool:
         """True if the last pong is within ``max_ping_interval`` (or not connected); else hard reset."""
-        if not self._conn_opened:
+        if not self._machine.conn_opened:
             return True
         if self._now() - self._last_pong <= self._max_ping_interval:
             return True
@@ -502,9 +534,9 @@ class IbkrWsClient:
 
         The watchdogs already do this continuously; calling it in a loop (as IBind users must) is not needed.
         """
-        if not self._running:
+        if not self._machine.running:
             return False
-        if not self._conn_opened:
+        if not self._machine.conn_opened:
             return True
         if not self.check_ping():
             return False
@@ -530,7 +562,8 @@ class IbkrWsClient:
         Truthy iff confirmed: with confirmation it waits up to ``subscription_retries`` x
         ``subscription_timeout``, re-sending each time. Subscriptions asked for before the session is
         confirmed are held and sent then. ``needs_confirmation=None`` takes the key's default.
-        ``wait=None`` waits except on the client's own threads and in virtual time.
+        ``wait=None`` waits except on the client's own threads and in virtual time. Never blocks on
+        the control loop: safe from any observer or callback.
         """
         if data is not None and not isinstance(data, Mapping):
             raise TypeError(f"data: expected a dict or None, got {type(data).__name__}")
@@ -542,10 +575,33 @@ class IbkrWsClient:
         data = dict(data) if data is not None else None
         # bad data (not JSON) fails here, at the call, before anything is stored and resent on reconnects
         processor.make_subscribe_payload(channel, data)
-        sub: Subscription = self._call(self._subscribe, channel, data, confirm, processor)
-        if self._should_wait(wait) and sub.status is SubscriptionStatus.PENDING and self._running:
-            sub.wait(self._subscription_timeout * (self._subscription_retries + 1))
-        return sub
+        with self._registry_lock:
+            if self._shut_down:
+                raise RuntimeError("this client was shut down; create a new one")
+            state = self._channels.get(channel)
+            if state is None:
+                state = self._channels[channel] = SubscriptionState(channel, data, confirm, processor)
+            else:
+                state.needs_confirmation = confirm
+                state.processor = processor
+            handle = Subscription(self, state)
+            state.add_request(handle, data)
+            self._driver.enqueue(ev.Subscribe(state, handle, channel, data, confirm, processor))
+        self._driver.kick()
+        if self._should_wait(wait) and handle.status is SubscriptionStatus.PENDING and self._machine.running:
+            handle.wait(self._subscription_timeout * (self._subscription_retries + 1))
+        return handle
+
+    def _release(self, handle: Subscription) -> None:
+        """A handle's ``dispose()``: the last handle on its channel ends the server subscription."""
+        with self._registry_lock:
+            if not handle.mark_released():
+                return
+            state = handle.server
+            if state.remove_request(handle) and self._channels.get(state.channel) is state:
+                del self._channels[state.channel]
+            self._driver.enqueue(ev.Release(state, handle))
+        self._driver.kick()
 
     def unsubscribe(
         self,
@@ -555,7 +611,7 @@ class IbkrWsClient:
         subscription_processor: SubscriptionProcessor | None = None,
     ) -> bool:
         """Unsubscribe from ``channel``; with ``needs_confirmation`` wait for the gateway's confirmation."""
-        _key, _ = split_channel(channel)
+        split_channel(channel)
         processor = subscription_processor if subscription_processor is not None else self._processor
         done = threading.Event()
         result: list[bool] = []
@@ -564,8 +620,15 @@ class IbkrWsClient:
             result.append(ok)
             done.set()
 
-        self._call(self._unsubscribe, channel, data, needs_confirmation, processor, finish)
-        if needs_confirmation and not done.is_set() and self._should_wait(None):
+        with self._registry_lock:
+            state = self._channels.pop(channel, None)
+            if state is None:
+                state = SubscriptionState(channel, data, False, processor)
+            self._driver.enqueue(
+                ev.Unsubscribe(state, channel, data, bool(needs_confirmation), processor, finish)
+            )
+        self._driver.kick()
+        if not done.is_set() and self._should_wait(None):
             done.wait(self._subscription_timeout * (self._subscription_retries + 1))
         return bool(result and result[0])
 
@@ -578,42 +641,61 @@ class IbkrWsClient:
         subscription_processor: SubscriptionProcessor = UNDEFINED,
     ) -> None:
         """Change a stored subscription's properties (``UNDEFINED``: unchanged). KeyError if unknown."""
-
-        def modify() -> None:
-            sub = self._subs.get(channel)
-            if sub is None:
+        with self._registry_lock:
+            state = self._channels.get(channel)
+            if state is None:
                 raise KeyError(f"no subscription for channel {channel!r}")
             if data is not UNDEFINED:
-                sub.data = data
+                state.data = data
             if needs_confirmation is not UNDEFINED:
-                sub.needs_confirmation = bool(needs_confirmation)
+                state.needs_confirmation = bool(needs_confirmation)
             if subscription_processor is not UNDEFINED:
-                sub.processor = subscription_processor
-            if status is not UNDEFINED:
-                sub.set_status(SubscriptionStatus.ACTIVE if status else SubscriptionStatus.PENDING)
-
-        self._call(modify)
+                state.processor = subscription_processor
+            self._driver.enqueue(
+                ev.Modify(
+                    channel,
+                    status=None if status is UNDEFINED else bool(status),
+                    data=None if data is UNDEFINED else data,
+                    set_data=data is not UNDEFINED,
+                    confirm=None if needs_confirmation is UNDEFINED else bool(needs_confirmation),
+                    processor=None if subscription_processor is UNDEFINED else subscription_processor,
+                )
+            )
+        self._driver.kick()
+        self._sync()
 
     def recreate_subscriptions(self) -> None:
         """Send every stored subscription again (e.g. after a reset)."""
-        self._post(self._recreate_subscriptions)
+        self._driver.post(ev.Recreate())
 
     def has_subscription(self, channel: str) -> bool:
-        return channel in self._subs
+        return channel in self._channels
 
     def is_subscription_active(self, channel: str) -> bool:
-        sub = self._subs.get(channel)
-        return sub is not None and sub.active
+        state = self._channels.get(channel)
+        return state is not None and state.active
 
     @property
     def subscriptions(self) -> dict[str, SubscriptionState]:
         """A snapshot of the server subscriptions by channel (each shared by its handles)."""
-        return dict(self._subs)
+        with self._registry_lock:
+            return dict(self._channels)
 
     def server_ids(self, key: IbkrWsKey) -> dict[str, int] | None:
         """Server ids by which the gateway knows this key's subscriptions (market history), or None."""
-        ids = self._server_ids.get(key)
+        if key is not IbkrWsKey.MARKET_HISTORY:
+            return None
+        ids = self._machine.server_ids
         return dict(ids) if ids else None
+
+    def _on_status(self, token: Any, status: SubscriptionStatus) -> None:
+        """The machine changed a subscription's status (control loop)."""
+        if isinstance(token, SubscriptionState):
+            if status is SubscriptionStatus.UNSUBSCRIBED:
+                with self._registry_lock:
+                    if self._channels.get(token.channel) is token:
+                        del self._channels[token.channel]
+            token.set_status(status)
 
     # =============================================================================================
     # seed API: queues
@@ -644,90 +726,12 @@ class IbkrWsClient:
         return accessor
 
     # =============================================================================================
-    # the hot path: reader thread
+    # connections (the driver opens them; each has its own reader)
     # =============================================================================================
-    def on_open(self, connection: Connection) -> None:
-        if self._wire._observers:
-            self._wire.on_next(WireEvent("open", None, connection.id))
-        if self._running or connection is self._conn:
-            self._post(self._on_open, connection)
-        else:
-            connection.close()
-
-    def on_frame(self, connection: Connection, data: bytes | str) -> None:
-        if connection is not self._conn:
-            return  # a connection we already abandoned
-        if self._wire._observers:
-            self._wire.on_next(WireEvent("in", data, connection.id))
-        frames = self._frames
-        if frames._observers:
-            frames.on_next(data)
-        if self._log_raw:
-            _LOGGER.debug("recv: %s", self._for_log(data))
-        message = decode(data)
-        key = message.key
-        # market data, the bulk of the traffic: by identity, and no control checks
-        if key is _MARKET_DATA:
-            self._market_data_subject.on_next(message)
-        else:
-            self._subjects[key].on_next(message)  # type: ignore[index]
-        queued = self._queued_keys
-        if queued and key in queued:
-            item = _queue_item(message)
-            if item is not None:
-                self._queue_controller.put_to_queue(key, item)
-        if key is not _MARKET_DATA and (
-            message.kind is not _DATA or key in _CONTROL_KEYS or (key is _SYSTEM and "hb" not in message.data)  # type: ignore[operator]
-        ):
-            self._post(self._on_control_message, message)
-        elif self._awaiting and message.channel in self._awaiting:
-            self._post(self._confirm_from_frame, message)
-
-    def on_pong(self, connection: Connection) -> None:
-        if connection is self._conn:
-            self._last_pong = self._now()
-            self._pongs.on_next(None)
-
-    def on_close(
-        self, connection: Connection, code: int | None, reason: str, error: BaseException | None
-    ) -> None:
-        if self._wire._observers:
-            self._wire.on_next(WireEvent("close", None, connection.id, code))
-        if self._running or connection is self._conn:  # after shutdown/give-up: nothing to handle
-            self._post(self._on_closed, connection, code, reason, error)
-
-    # =============================================================================================
-    # control scheduler
-    # =============================================================================================
-    def _start(self) -> None:
-        if self._running and self._state.value not in (ConnectionState.FAILED, ConnectionState.STOPPED):
-            if self.ready:
-                self._start_confirmed = True
-                self._ready.set()
-            return
-        self._running = True
-        self._starting = True
-        self._attempts = 0
-        self._connect(ConnectionState.CONNECTING)
-
-    def _connect(self, state: ConnectionState) -> None:
-        self._reconnect_timer = None
-        if not self._running:
-            return
-        self._set_state(state)
-        options = ConnectOptions(
-            url=self._url,
-            timeout=self._timeout,
-            ssl_context=self._ssl_context,
-            cookie_provider=self._cookie if self._rest is not None else None,
-        )
-        self._conn_opened = False
-        connection = self._transport.open(options, self)
-        self._conn = connection
-        self._threads_to_join = [c for c in self._threads_to_join if not c.join(0)] + [connection]
-        start = getattr(connection, "start", None)
-        if callable(start):  # an unstarted connection: no callback can come before self._conn is set
-            start()
+    def _new_reader(self, conn: int) -> _Reader:
+        reader = _Reader(self, conn, self._reader)
+        self._reader = reader
+        return reader
 
     def _cookie(self) -> str | None:
         """Runs on the reader thread before the handshake: ``api={"session": "<id>"}`` from tickle."""
@@ -735,582 +739,43 @@ class IbkrWsClient:
         self._session_id = session_id
         return "api=" + orjson.dumps({"session": session_id}).decode()
 
-    def _on_open(self, connection: Connection) -> None:
-        if connection is not self._conn:
-            connection.close()
+    def _wire_out(self, payload: str, connection: Connection) -> None:
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("out", payload, connection.id))
+
+    def _join_readers(self, timeout: float) -> None:
+        driver = self._driver
+        for reader in [*driver.retired, *driver.readers.values()]:
+            if reader.connection is not None:
+                reader.connection.join(timeout)
+
+    def _retire_control_thread(self) -> None:
+        """After start() gave up: let the control loop settle, then end its thread (a new one starts
+        with the next event), so a failed start leaves no thread behind."""
+        self._sync()
+        self._join_readers(self._timeout + 1.0)
+        if self._owns_scheduler and not self._driver.on_control_thread():
+            old = self._scheduler
+            self._scheduler = ControlScheduler()
+            old_thread = self._driver.control_thread
+            assert isinstance(old, ControlScheduler)
+            old.dispose()
+            self._driver.control_thread = None
+            if old_thread is not None and old_thread is not threading.current_thread():
+                old_thread.join(2.0)
+
+    def _sync(self, timeout: float = 10.0) -> None:
+        """Wait until the control loop has handled every event posted before this call (not on the
+        control loop itself, nor in virtual time, where that is already so)."""
+        if self._virtual or self._driver.on_control_thread():
             return
-        self._conn_opened = True
-        self._last_pong = self._last_heartbeat = self._now()
-        self._set_state(ConnectionState.OPEN)
-        scheduler = self._scheduler
-        timers = self._connection_timers
-        timers.add(self._periodic(self._ping_interval, lambda _: self._ping()))
-        timers.add(
-            silence(self._pongs, self._max_ping_interval, scheduler).subscribe(
-                lambda _: self._watchdog_fired(connection, "no pong")
-            )
-        )
-        # no greeting within timeout: treat like a failed attempt
-        timers.add(scheduler.schedule_relative(self._timeout, lambda *_: self._session_timeout(connection)))
-
-    def _session_timeout(self, connection: Connection) -> None:
-        if connection is self._conn and self._state.value is ConnectionState.OPEN:
-            self._report(ErrorKind.CONNECTION_ERROR, f"no session confirmation within {self._timeout:g} s")
-            self._drop_connection(ConnectionState.RECONNECTING)
-            self._schedule_reconnect(failed_attempt=True)
-
-    def _ping(self) -> None:
-        if self._conn is not None:
-            self._conn.ping()
-
-    def _watchdog_fired(self, connection: Connection, what: str) -> None:
-        if connection is not self._conn or not self._running:
-            return
-        self._report(
-            ErrorKind.WATCHDOG, f"{what} for {self._max_ping_interval:g} s: resetting the connection"
-        )
-        if self._restart_on_critical:
-            self._hard_reset(True, what)
-        else:
-            self._hard_reset(False, what)
-
-    def _on_closed(
-        self, connection: Connection, code: int | None, reason: str, error: BaseException | None
-    ) -> None:
-        if connection is not self._conn:
-            return  # an abandoned connection finishing
-        was_open = self._conn_opened
-        self._conn = None
-        self._teardown_connection()
-        if not self._running:
-            self._set_state(ConnectionState.STOPPED)
-            return
-        if is_tls_verification_error(error):
-            self._report(
-                ErrorKind.TLS,
-                f"TLS verification failed for {self._public_url}: {error}. Check cacert (the gateway's CA "
-                "certificate) or pass cacert=False to disable verification.",
-                error,
-            )
-            self._fail()
-            return
-        if was_open:
-            detail = (
-                f"code={code}"
-                + (f" reason={reason!r}" if reason else "")
-                + (f" error={error!r}" if error else "")
-            )
-            self._report(ErrorKind.CONNECTION_LOST, f"connection closed ({detail})", error)
-            if not self._restart_on_close:
-                self._running = False
-                self._set_state(ConnectionState.STOPPED)
-                return
-            self._set_state(ConnectionState.RECONNECTING)
-            self._schedule_reconnect(failed_attempt=False)
-        else:
-            self._report(
-                ErrorKind.CONNECTION_ERROR, f"connect to {self._public_url} failed: {error!r}", error
-            )
-            self._set_state(ConnectionState.RECONNECTING)
-            self._schedule_reconnect(failed_attempt=True)
-
-    def _schedule_reconnect(self, failed_attempt: bool) -> None:
-        if failed_attempt:
-            self._attempts += 1
-        limit = self._max_connection_attempts if self._starting else self._max_reconnect_attempts
-        if limit is not None and self._attempts >= limit:
-            self._report(ErrorKind.CONNECTION_ERROR, f"giving up after {self._attempts} connection attempts")
-            self._fail()
-            return
-        delay = self._backoff(self._attempts)
-        self._reconnect_timer = self._scheduler.schedule_relative(
-            delay, lambda *_: self._connect(ConnectionState.RECONNECTING)
-        )
-
-    def _backoff(self, attempt: int) -> float:
-        delay: float = min(self._backoff_max, self._backoff_first * (2 ** max(0, attempt - 1)))
-        if self._jitter:
-            delay *= 0.5 + 0.5 * self._random.random()
-        return delay
-
-    def _fail(self) -> None:
-        self._running = False
-        self._starting = False
-        self._drop_connection(ConnectionState.FAILED)
-        self._ready.set()
-
-    def _give_up(self) -> None:
-        if not self.ready:
-            self._fail()
-
-    def _disconnect(self) -> None:
-        self._running = False
-        self._starting = False
-        self._drop_connection(ConnectionState.STOPPED)
-
-    def _hard_reset(self, restart: bool, why: str) -> None:
-        _LOGGER.info("hard reset (%s), restart=%s", why, restart)
-        if not restart:
-            self._disconnect()
-            return
-        if not self._running:
-            return
-        self._drop_connection(ConnectionState.RECONNECTING)
-        self._connect(ConnectionState.RECONNECTING)
-
-    def _drop_connection(self, state: ConnectionState) -> None:
-        """Abandon the current connection (its late events are ignored) and stop every timer."""
-        connection, self._conn = self._conn, None
-        if connection is not None:
-            connection.close(1000, "")
-        if self._reconnect_timer is not None:
-            self._reconnect_timer.dispose()
-            self._reconnect_timer = None
-        self._teardown_connection()
-        self._set_state(state)
-
-    def _teardown_connection(self) -> None:
-        self._conn_opened = False
-        self._connection_timers.dispose()
-        self._connection_timers = CompositeDisposable()
-        if self._auth_poll_timer is not None:
-            self._auth_poll_timer.dispose()
-            self._auth_poll_timer = None
-        for sub in self._unsub_awaiting.values():
-            sub.cancel_retry()
-        self._unsub_awaiting.clear()
-        self._server_ids.clear()
-        self._end_session()
-
-    def _end_session(self) -> None:
-        """The session's timers stop and every subscription waits to be sent again (PENDING)."""
-        self._session_timers.dispose()
-        self._session_timers = CompositeDisposable()
-        self._awaiting.clear()
-        self._reset_subscriptions()
-
-    def _reset_subscriptions(self) -> None:
-        for sub in self._subs.values():
-            sub.cancel_retry()
-            sub.attempts = 0
-            sub.set_status(SubscriptionStatus.PENDING)
-
-    def _shutdown(self) -> None:
-        if self.ready and self._conn is not None:
-            for sub in list(self._subs.values()):
-                if sub.status is SubscriptionStatus.ACTIVE:
-                    self._send_unsubscribe(sub, None, sub.processor)
-        for sub in list(self._subs.values()):
-            sub.cancel_retry()
-            sub.set_status(SubscriptionStatus.UNSUBSCRIBED)
-        self._subs.clear()
-        self._running = False
-        self._starting = False
-        self._drop_connection(ConnectionState.STOPPED)
-
-    # -- session -------------------------------------------------------------------------------------
-    def _on_control_message(self, message: Message) -> None:
-        kind = message.kind
-        data = message.data or {}
-        if kind is MessageKind.MALFORMED:
-            self._report(ErrorKind.MALFORMED_FRAME, f"malformed frame: {message.error}", payload=message)
-        elif kind is MessageKind.UNKNOWN:
-            self._report(ErrorKind.UNKNOWN_FRAME, f"unknown frame: {message.error}", payload=message)
-        elif kind is MessageKind.ERROR:
-            self._report(
-                ErrorKind.GATEWAY_ERROR, f"gateway error: {self._redact(str(data))}", payload=message
-            )
-        elif kind is MessageKind.CONTROL:
-            self._on_topicless(message)
-        elif message.key is IbkrWsKey.AUTHENTICATION_STATUS:
-            args = data.get("args")
-            if isinstance(args, Mapping):
-                if args.get("competing") is True:
-                    self._report(
-                        ErrorKind.COMPETING_SESSION,
-                        "the gateway reports a competing session",
-                        payload=message,
-                    )
-                authenticated = args.get("authenticated")
-                if authenticated is True:
-                    self._session_confirmed()
-                elif authenticated is False:
-                    self._auth_lost(args)
-        elif message.key is IbkrWsKey.SYSTEM:
-            if "success" in data:
-                self._session_confirmed()
-        elif message.key is IbkrWsKey.ACCOUNT_UPDATES:
-            args = data.get("args")
-            accounts = args.get("accounts") if isinstance(args, Mapping) else None
-            if self._account_id and isinstance(accounts, list) and self._account_id not in accounts:
-                _LOGGER.warning("the gateway's accounts do not include the configured account_id")
-        elif message.key is IbkrWsKey.MARKET_HISTORY:
-            server_id = data.get("serverId")
-            conid = data.get("conid")
-            target = message.target
-            if server_id is not None:
-                if conid is None and target:
-                    conid = target.split("@", 1)[0]
-                try:
-                    self._server_ids.setdefault(IbkrWsKey.MARKET_HISTORY, {})[str(server_id)] = int(conid)  # type: ignore[arg-type]
-                except (TypeError, ValueError):
-                    pass
-                channel = message.channel
-                if channel is not None and not any(
-                    sub.match_channel == channel for sub in self._subs.values()
-                ):
-                    # a reply to a history disposed before it came: free the gateway's slot now
-                    self._send(rq.unsubscribe_market_history(str(server_id)))
-                    self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {}).pop(str(server_id), None)
-                    return
-            self._confirm_from_frame(message)
-
-    def _on_topicless(self, message: Message) -> None:
-        if message.key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
-            if self._session_id and self._conn is not None:
-                self._send(rq.session(self._session_id))
-            return
-        key = message.key
-        target = message.target if key is IbkrWsKey.MARKET_HISTORY else None
-        if key is IbkrWsKey.MARKET_HISTORY and target is not None:
-            ids = self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {})
-            ids.pop(target, None)
-        pending = self._unsub_awaiting.pop((key, target), None) if key is not None else None  # type: ignore[arg-type]
-        if pending is None and key is not None:
-            # confirmations of summary/ledger do not name the account: take the oldest waiting one
-            for waiting_key in list(self._unsub_awaiting):
-                if waiting_key[0] is key:
-                    pending = self._unsub_awaiting.pop(waiting_key)
-                    break
-        if pending is not None:
-            pending.cancel_retry()
-            pending.set_status(SubscriptionStatus.UNSUBSCRIBED)
-
-    def _session_confirmed(self) -> None:
-        if self._conn is None:
-            return
-        if self._state.value is ConnectionState.AUTHENTICATED:
-            return
-        self._attempts = 0
-        self._starting = False
-        self._auth_poll_attempt = 0
-        self._set_state(ConnectionState.AUTHENTICATED)
-        self._start_confirmed = True
-        self._ready.set()
-        connection = self._conn
-        scheduler = self._scheduler
-        timers = self._session_timers
-        heartbeats: Observable[Message] = self._subjects[IbkrWsKey.SYSTEM].pipe(ops.filter(_is_heartbeat))
-        timers.add(heartbeats.subscribe(lambda _: self._note_heartbeat()))
-        timers.add(
-            silence(heartbeats, self._max_ping_interval, scheduler).subscribe(
-                lambda _: self._watchdog_fired(connection, "no heartbeat")
-            )
-        )
-        if self._tic_interval:
-            timers.add(self._periodic(self._tic_interval, lambda _: self._send(rq.tic())))
-        if self._md_renewal_interval:
-            timers.add(self._periodic(self._md_renewal_interval, lambda _: self._renew_market_data()))
-        if self._tickle_interval and self._rest is not None:
-            timers.add(self._periodic(self._tickle_interval, lambda _: self._tickle()))
-        for sub in list(self._subs.values()):
-            self._send_subscribe(sub)
-
-    def _note_heartbeat(self) -> None:
-        self._last_heartbeat = self._now()
-
-    def _auth_lost(self, args: Mapping[str, Any]) -> None:
-        if self._state.value is ConnectionState.UNAUTHENTICATED:
-            return
-        self._report(
-            ErrorKind.AUTHENTICATION,
-            f"the gateway reports authenticated=false ({self._redact(str(dict(args)))})",
-        )
-        self._set_state(ConnectionState.UNAUTHENTICATED)
-        self._end_session()
-        self._auth_poll_attempt = 0
-        self._schedule_auth_poll()
-
-    def _schedule_auth_poll(self) -> None:
-        self._auth_poll_attempt += 1
-        delay = self._backoff(self._auth_poll_attempt)
-        self._auth_poll_timer = self._scheduler.schedule_relative(delay, lambda *_: self._auth_poll())
-
-    def _auth_poll(self) -> None:
-        self._auth_poll_timer = None
-        if self._state.value is not ConnectionState.UNAUTHENTICATED:
-            return
-        if self._rest is None or not callable(getattr(self._rest, "auth_status", None)):
-            self._hard_reset(True, "authentication lost; no REST session to poll")
-            return
-
-        def poll() -> bool:
-            status = self._rest.auth_status()
-            status = getattr(status, "data", status)
-            return bool(isinstance(status, Mapping) and status.get("authenticated"))
-
-        def done(authenticated: bool) -> None:
-            if self._state.value is not ConnectionState.UNAUTHENTICATED:
-                return
-            if authenticated:
-                self._hard_reset(True, "authentication is back")
-            else:
-                self._schedule_auth_poll()
-
-        def failed(exc: BaseException) -> None:
-            self._report(ErrorKind.REST_ERROR, f"auth status poll failed: {exc}", exc)
-            if self._state.value is ConnectionState.UNAUTHENTICATED:
-                self._schedule_auth_poll()
-
-        self._run_blocking(poll, done, failed)
-
-    def _tickle(self) -> None:
-        def failed(exc: BaseException) -> None:
-            self._report(ErrorKind.REST_ERROR, f"tickle failed: {exc}", exc)
-
-        self._run_blocking(self._rest.tickle, lambda _: None, failed)
-
-    # -- subscriptions --------------------------------------------------------------------------------
-    def _subscribe(
-        self, channel: str, data: dict[str, Any] | None, confirm: bool, processor: SubscriptionProcessor
-    ) -> Subscription:
-        server = self._subs.get(channel)
-        if server is None:
-            server = SubscriptionState(channel, data, confirm, processor)
-            self._subs[channel] = server
-            send = True
-        else:
-            # the same request on a live channel only adds a handle; a different one is re-sent
-            send = (
-                data != server.data
-                or processor is not server.processor
-                or confirm != server.needs_confirmation
-                or server.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
-            )
-            if send:
-                server.data = data
-                server.needs_confirmation = confirm
-                server.processor = processor
-                server.cancel_retry()
-                server.attempts = 0
-                if server.status is not SubscriptionStatus.ACTIVE:
-                    server.set_status(SubscriptionStatus.PENDING)
-        handle = Subscription(self, server)
-        server.handles.append(handle)
-        if send and self.ready:
-            self._send_subscribe(server)
-        return handle
-
-    def _send_subscribe(self, sub: SubscriptionState) -> None:
-        if (
-            sub.key is IbkrWsKey.ORDERS
-            and self._rest is not None
-            and callable(getattr(self._rest, "live_orders", None))
-        ):
-            # protocol §3.4: query live orders (force, then plain) before sor, or sor may stay mute
-            def preflight() -> None:
-                self._rest.live_orders(force=True)
-                self._rest.live_orders()
-
-            connection = self._conn
-
-            def send() -> None:
-                if self._conn is connection:  # else the new connection's own pre-flight sends it
-                    self._send_subscribe_now(sub)
-
-            def failed(exc: BaseException) -> None:
-                self._report(ErrorKind.REST_ERROR, f"live orders pre-flight failed: {exc}", exc)
-                send()
-
-            self._run_blocking(preflight, lambda _: send(), failed)
-            return
-        self._send_subscribe_now(sub)
-
-    def _send_subscribe_now(self, sub: SubscriptionState) -> None:
-        if self._subs.get(sub.channel) is not sub or not self.ready:
-            return
-        try:
-            payload = sub.processor.make_subscribe_payload(sub.channel, sub.data)
-        except Exception as exc:  # data changed by modify_subscription, a failing custom processor
-            sub.cancel_retry()
-            self._awaiting.pop(sub.match_channel, None)
-            sub.set_status(SubscriptionStatus.FAILED)
-            self._report(
-                ErrorKind.SUBSCRIPTION_FAILED,
-                f"cannot build the subscribe payload of {sub.channel!r}: {exc}",
-                exc,
-                payload=sub,
-            )
-            return
-        if not self._send(payload):
-            return
-        if not sub.needs_confirmation:
-            sub.set_status(SubscriptionStatus.ACTIVE)
-            return
-        sub.attempts += 1
-        self._awaiting[sub.match_channel] = sub
-        sub.cancel_retry()
-        sub.retry_timer = self._scheduler.schedule_relative(
-            self._subscription_timeout, lambda *_: self._subscription_timed_out(sub)
-        )
-
-    def _subscription_timed_out(self, sub: SubscriptionState) -> None:
-        sub.retry_timer = None
-        if self._subs.get(sub.channel) is not sub or sub.status is not SubscriptionStatus.PENDING:
-            return
-        if sub.attempts < self._subscription_retries:
-            _LOGGER.info(
-                "no confirmation for %s; re-sending (%d/%d)",
-                self._for_log(sub.channel),
-                sub.attempts + 1,
-                self._subscription_retries,
-            )
-            self._send_subscribe_now(sub)
-            return
-        self._report(
-            ErrorKind.SUBSCRIPTION_FAILED,
-            f"subscription {sub.channel!r} not confirmed after {sub.attempts} attempts "
-            f"of {self._subscription_timeout:g} s",
-            payload=sub,
-        )
-        # FAILED after the report (whoever waits on the status finds the event), but still listened
-        # for: data that comes late on this session makes it ACTIVE
-        sub.set_status(SubscriptionStatus.FAILED)
-
-    def _confirm_from_frame(self, message: Message) -> None:
-        channel = message.channel
-        if channel is None:
-            return
-        sub = self._awaiting.pop(channel, None)
-        if sub is None:
-            return
-        sub.cancel_retry()
-        if self._subs.get(sub.channel) is sub:
-            sub.set_status(SubscriptionStatus.ACTIVE)
-
-    def _recreate_subscriptions(self) -> None:
-        self._reset_subscriptions()
-        if self.ready:
-            for sub in list(self._subs.values()):
-                self._send_subscribe(sub)
-
-    def _renew_market_data(self) -> None:
-        for sub in list(self._subs.values()):
-            if sub.key is IbkrWsKey.MARKET_DATA and sub.status is SubscriptionStatus.ACTIVE:
-                self._send(sub.processor.make_subscribe_payload(sub.channel, sub.data))
-
-    def _dispose_subscription(self, handle: Subscription) -> None:
-        self._post(self._release, handle)
-
-    def _release(self, handle: Subscription) -> None:
-        if handle.release():  # the last handle on its server subscription
-            self._dispose_now(handle.server)
-
-    def _dispose_now(self, sub: SubscriptionState) -> None:
-        if self._subs.get(sub.channel) is not sub:
-            return  # already disposed (or replaced): the unsubscribe went out once
-        del self._subs[sub.channel]
-        sub.cancel_retry()
-        self._awaiting.pop(sub.match_channel, None)
-        if self.ready:
-            self._send_unsubscribe(sub, None, sub.processor)
-        sub.set_status(SubscriptionStatus.UNSUBSCRIBED)
-
-    def _unsubscribe(
-        self,
-        channel: str,
-        data: dict[str, Any] | None,
-        confirm: bool,
-        processor: SubscriptionProcessor,
-        finish: Callable[[bool], None],
-    ) -> None:
-        sub = self._subs.pop(channel, None)
-        if sub is None:
-            sub = SubscriptionState(channel, data, False, processor)
-        else:
-            sub.cancel_retry()
-            self._awaiting.pop(sub.match_channel, None)
-        if not self.ready:
-            sub.set_status(SubscriptionStatus.UNSUBSCRIBED)
-            finish(True)
-            return
-        sent = self._send_unsubscribe(sub, data, processor)
-        if not confirm or not sent:
-            sub.set_status(SubscriptionStatus.UNSUBSCRIBED)
-            finish(sent)
-            return
-        sub.set_status(SubscriptionStatus.PENDING)
-        target = None
-        if sub.key is IbkrWsKey.MARKET_HISTORY:
-            target = next(iter(self._history_server_ids(sub)), None)
-        self._unsub_awaiting[(sub.key, target)] = sub
-
-        def settled(status: SubscriptionStatus) -> None:
-            if status is SubscriptionStatus.UNSUBSCRIBED:
-                finish(True)
-
-        sub.on_status(settled)
-
-        def timed_out() -> None:
-            if self._unsub_awaiting.get((sub.key, target)) is sub:
-                del self._unsub_awaiting[(sub.key, target)]
-                self._report(
-                    ErrorKind.UNSUBSCRIPTION_FAILED, f"unsubscribe of {channel!r} not confirmed", payload=sub
-                )
-                sub.set_status(SubscriptionStatus.UNSUBSCRIBED)
-                finish(False)
-
-        sub.retry_timer = self._scheduler.schedule_relative(
-            self._subscription_timeout * self._subscription_retries, lambda *_: timed_out()
-        )
-
-    def _send_unsubscribe(
-        self, sub: SubscriptionState, data: dict[str, Any] | None, processor: SubscriptionProcessor
-    ) -> bool:
-        for payload in self._unsubscribe_payloads(sub, data, processor):
-            if not self._send(payload):
-                return False
-        return True
-
-    def _history_server_ids(self, sub: SubscriptionState) -> list[str]:
-        """The gateway's server ids of a market history subscription (learnt from its ``smh`` replies)."""
-        conid = sub.match_channel.partition("+")[2]
-        ids = self._server_ids.get(IbkrWsKey.MARKET_HISTORY, {})
-        return [sid for sid, c in ids.items() if str(c) == conid]
-
-    def _unsubscribe_payloads(
-        self, sub: SubscriptionState, data: dict[str, Any] | None, processor: SubscriptionProcessor
-    ) -> list[str]:
-        """The ``u...`` payloads; with IBKR's processor, the protocol's irregular forms (§2)."""
-        if type(processor) is IbkrSubscriptionProcessor:
-            key = sub.key
-            target = sub.match_channel.partition("+")[2]
-            if key is IbkrWsKey.MARKET_HISTORY:
-                return [rq.unsubscribe_market_history(sid) for sid in self._history_server_ids(sub)]
-            if key is IbkrWsKey.TRADES:
-                return [rq.unsubscribe_trades()]
-            if key is IbkrWsKey.PRICE_LADDER and target:
-                return [rq.unsubscribe_price_ladder(target.split("+", 1)[0])]
-        return [processor.make_unsubscribe_payload(sub.channel, data)]
+        done = threading.Event()
+        self._driver.post(done.set)
+        done.wait(timeout)
 
     # =============================================================================================
     # helpers
     # =============================================================================================
-    def _send(self, payload: str) -> bool:
-        connection = self._conn
-        if connection is None:
-            return False
-        if self._log_raw:
-            _LOGGER.debug("send: %s", self._for_log(payload))
-        try:
-            connection.send(payload)
-        except ConnectionClosedError as exc:
-            _LOGGER.debug("send failed: %s", exc)
-            return False
-        if self._wire._observers:
-            self._wire.on_next(WireEvent("out", payload, connection.id))
-        return True
-
     def _redact(self, data: bytes | str) -> str:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if self._session_id:
@@ -1320,17 +785,6 @@ class IbkrWsClient:
     def _for_log(self, data: bytes | str) -> str:
         """Text for the log: session id redacted, account ids masked."""
         return mask_account_ids(self._redact(data), (self._account_id,))
-
-    def _set_state(self, state: ConnectionState) -> None:
-        if self._state.value is not state:
-            _LOGGER.info("state: %s", state.value)
-            self._state.on_next(state)
-
-    def _report(
-        self, kind: ErrorKind, message: str, exception: BaseException | None = None, payload: Any = None
-    ) -> None:
-        _LOGGER.warning("%s: %s", kind.value, self._for_log(message))
-        self._errors.on_next(ErrorEvent(kind, message, exception, payload))
 
     def report_error(self, exception: BaseException, payload: Any = None) -> None:
         """Put an exception raised by user code on another thread (an operator, a callback) on
@@ -1350,120 +804,12 @@ class IbkrWsClient:
     def _now(self) -> float:
         return self._scheduler.now.timestamp()
 
-    def _periodic(self, period: float, action: Callable[[Any], Any]) -> abc.DisposableBase:
-        scheduler = cast(abc.PeriodicSchedulerBase, self._scheduler)
-        return scheduler.schedule_periodic(period, action)
-
-    def _new_scheduler(self) -> EventLoopScheduler:
-        return EventLoopScheduler(exit_if_empty=False)
-
-    def _dispose_owned_scheduler(self, replace: bool = True) -> None:
-        """End the control thread (abandoning its timers); with ``replace`` a fresh one, started lazily."""
-        if not self._owns_scheduler:
-            return
-        old = self._scheduler
-        assert isinstance(old, EventLoopScheduler)
-        if replace:
-            self._scheduler = self._new_scheduler()
-        thread = getattr(old, "_thread", None)
-        old.dispose()
-        if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
-            thread.join(2.0)
-
-    def _join_connections(self, timeout: float) -> None:
-        for connection in self._threads_to_join:
-            connection.join(timeout)
-        self._threads_to_join = [c for c in self._threads_to_join if not c.join(0)]
-
-    def _on_control_thread(self) -> bool:
-        return self._control_ident == threading.get_ident()
-
     def _should_wait(self, wait: bool | None) -> bool:
-        if self._virtual or self._on_control_thread():
+        if self._virtual or self._driver.on_control_thread():
             return False
         if wait is None:
-            return not threading.current_thread().name.startswith("rxibkr-reader-")
+            return not threading.current_thread().name.startswith(_LIBRARY_THREADS)
         return wait
-
-    def _post(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the control scheduler (inline in virtual time or when already there)."""
-        if self._virtual or self._on_control_thread():
-            self._run_control(fn, args)
-            return
-        try:
-            self._scheduler.schedule(lambda _s, _st: self._run_control(fn, args))
-        except Exception as exc:  # the scheduler is disposed: the client is shut down
-            _LOGGER.debug("dropped control action %s: %r", getattr(fn, "__name__", fn), exc)
-
-    def _run_control(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        self._control_ident = threading.get_ident() if not self._virtual else None
-        try:
-            return fn(*args)
-        except Exception as exc:  # never kill the control thread
-            _LOGGER.exception("control action %s failed", getattr(fn, "__name__", fn))
-            self._errors.on_next(
-                ErrorEvent(ErrorKind.OBSERVER_ERROR, f"internal error in {fn!r}: {exc!r}", exc)
-            )
-            return None
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` on the control scheduler and return its result (exceptions re-raised here)."""
-        if self._virtual or self._on_control_thread():
-            return fn(*args)
-        done = threading.Event()
-        box: list[Any] = []
-
-        def run(_s: Any, _st: Any) -> None:
-            self._control_ident = threading.get_ident()
-            try:
-                box.append((True, fn(*args)))
-            except BaseException as exc:
-                box.append((False, exc))
-            finally:
-                done.set()
-
-        try:
-            self._scheduler.schedule(run)
-        except Exception:
-            return fn(*args)  # no control thread any more (shut down): run here
-        if not done.wait(max(10.0, self._timeout * 2)):
-            raise TimeoutError(f"the control scheduler did not run {getattr(fn, '__name__', fn)} in time")
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value  # type: ignore[no-any-return]
-
-    def _run_blocking(
-        self,
-        fn: Callable[[], T],
-        on_result: Callable[[T], None],
-        on_error: Callable[[BaseException], None],
-    ) -> None:
-        """Run a blocking call (REST) off the control thread; its outcome comes back to the control thread."""
-        if self._virtual:
-            try:
-                result = fn()
-            except Exception as exc:
-                on_error(exc)
-            else:
-                on_result(result)
-            return
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="rxibkr-rest"
-            )
-
-        def done(future: concurrent.futures.Future[T]) -> None:
-            exc = future.exception()
-            if exc is not None:
-                self._post(on_error, exc)
-            else:
-                self._post(on_result, future.result())
-
-        try:
-            self._executor.submit(fn).add_done_callback(done)
-        except RuntimeError:  # executor shut down
-            pass
 
     # ---- typed streams (rxibkr.streams.hubs): delegating methods go here --------------------------------
     # Typed, parsed, merged streams per topic: cold and reference-counted (the first observer
@@ -1584,6 +930,119 @@ class IbkrWsClient:
 
     def __repr__(self) -> str:
         return f"IbkrWsClient({self._public_url!r}, state={self._state.value.value})"
+
+
+class _Reader:
+    """The listener of one connection: the hot path, on that connection's reader thread.
+
+    It decodes every frame and delivers it straight to the per-key subjects; only control-relevant
+    frames go to the control loop (greeting, ``sts``, errors, confirmations, ``smh`` replies,
+    heartbeats), and the first data frame of the connection and of each awaited channel, once.
+    Before delivering anything it waits until the previous connection's reader has finished
+    delivering, so an observer's calls never overlap across a reconnect.
+    """
+
+    __slots__ = ("client", "closing", "conn", "connection", "done", "first_data", "prev")
+
+    def __init__(self, client: IbkrWsClient, conn: int, prev: _Reader | None) -> None:
+        self.client = client
+        self.conn = conn
+        self.prev = prev
+        self.connection: Connection | None = None
+        self.closing = False  # the client closed it (vs the server, or the network)
+        self.done = threading.Event()  # set when this reader delivers nothing more
+        self.first_data = True
+
+    def finished(self) -> bool:
+        return self.done.is_set()
+
+    @property
+    def scheduler(self) -> abc.SchedulerBase:
+        """The client's control scheduler (a replay transport adopts a virtual-time one)."""
+        return self.client._scheduler
+
+    def _fence(self) -> None:
+        prev = self.prev
+        if prev is not None:
+            if not self.client._virtual:
+                prev.done.wait()
+            self.prev = None  # let the chain of old readers go
+
+    def on_open(self, connection: Connection) -> None:
+        self._fence()
+        client = self.client
+        if client._wire._observers:
+            client._wire.on_next(WireEvent("open", None, connection.id))
+        client._driver.post(ev.Opened(self.conn))
+
+    def on_frame(self, connection: Connection, data: bytes | str) -> None:
+        client = self.client
+        if client._reader is not self:
+            return  # a connection the client abandoned
+        if self.prev is not None:
+            self._fence()
+        if client._wire._observers:
+            client._wire.on_next(WireEvent("in", data, connection.id))
+        frames = client._frames
+        if frames._observers:
+            frames.on_next(data)
+        if client._log_raw:
+            _LOGGER.debug("recv: %s", client._for_log(data))
+        message = decode(data)
+        key = message.key
+        # market data, the bulk of the traffic: by identity, and no control checks
+        if key is _MARKET_DATA:
+            client._market_data_subject.on_next(message)
+        else:
+            client._subjects[key].on_next(message)  # type: ignore[index]
+        queued = client._queued_keys
+        if queued and key in queued:
+            item = _queue_item(message)
+            if item is not None:
+                client._queue_controller.put_to_queue(key, item)  # type: ignore[arg-type]
+        if key is not _MARKET_DATA and (message.kind is not _DATA or key in _CONTROL_KEYS or key is _SYSTEM):
+            if key is _SYSTEM and message.kind is _DATA and "hb" in message.data:  # type: ignore[operator]
+                client._last_heartbeat = client._now()
+                client._driver.post(ev.Heartbeat(self.conn))
+            else:
+                client._driver.post(ev.Control(self.conn, message))
+            return
+        if self.first_data:
+            self.first_data = False
+            channel = message.channel
+            if channel is not None and client._awaiting.pop(channel, None) is None:
+                channel = None
+            client._driver.post(ev.Data(self.conn, channel))
+        elif client._awaiting:
+            channel = message.channel
+            if channel is not None and client._awaiting.pop(channel, None) is not None:
+                client._driver.post(ev.Data(self.conn, channel))
+
+    def on_pong(self, connection: Connection) -> None:
+        client = self.client
+        if client._reader is self:
+            client._last_pong = client._now()
+            client._pongs.on_next(None)
+            client._driver.post(ev.Pong(self.conn))
+
+    def on_close(
+        self, connection: Connection, code: int | None, reason: str, error: BaseException | None
+    ) -> None:
+        client = self.client
+        try:
+            if client._wire._observers:
+                initiator = "client" if self.closing else ("server" if code is not None else None)
+                client._wire.on_next(WireEvent("close", None, connection.id, code, initiator))
+            tls = is_tls_verification_error(error)
+            client._driver.post(ev.Closed(self.conn, code, reason, error, retryable=not tls, tls=tls))
+        finally:
+            # done only once the readers before it are: a connection that never delivered must
+            # not let the next one overtake an older reader still inside an observer
+            self._fence()
+            self.done.set()
+
+
+_LIBRARY_THREADS = ("rxibkr-", "typed-streams-rest")
 
 
 __all__ = ["UNDEFINED", "IbkrWsClient", "SessionError", "WireEvent", "mask_account_ids"]

@@ -1,13 +1,14 @@
-"""Desired subscriptions: what the client keeps subscribed across reconnects.
+"""Subscription handles: what ``client.subscribe(...)`` returns, and the status they share.
 
-A :class:`Subscription` is a reactivex Disposable whose ``dispose()`` sends the unsubscribe payload
-exactly once, and is truthy iff the gateway confirmed it, so the seed's ``if client.subscribe(...)``
-keeps working. Its status is only changed on the client's control scheduler.
+A :class:`Subscription` is a reactivex Disposable whose ``dispose()`` releases its share of the
+server subscription (the last handle's release sends the unsubscribe payload, exactly once), and is
+truthy iff the gateway confirmed it, so the seed's ``if client.subscribe(...)`` keeps working. The
+session machine (:mod:`rxibkr.session`) decides every status; the client's driver publishes it here
+on the control loop, never while a library lock is held.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,39 +17,18 @@ from reactivex import abc
 from reactivex.disposable import Disposable
 
 from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
+from rxibkr.session.events import SubscriptionStatus
+from rxibkr.session.registry import split_channel, union_data
 
 if TYPE_CHECKING:
     from rxibkr.client.core import IbkrWsClient
 
 
-class SubscriptionStatus(enum.Enum):
-    PENDING = "pending"  # wanted; not sent yet (no session) or sent and awaiting confirmation
-    ACTIVE = "active"  # confirmed by the gateway (or sent, where the channel confirms nothing)
-    FAILED = "failed"  # never confirmed after every retry; reported on client.errors; retried on reconnect
-    UNSUBSCRIBED = "unsubscribed"  # disposed: the unsubscribe payload was sent; never replayed
-
-
-def split_channel(channel: str) -> tuple[IbkrWsKey, str]:
-    """``'md+265598@SMART'`` -> (MARKET_DATA, ``'md+265598'``): the key, and the channel as topics echo it."""
-    if not isinstance(channel, str) or not channel:
-        raise TypeError(f"channel: expected a non-empty str such as 'md+265598', got {channel!r}")
-    head, sep, rest = channel.partition("+")
-    key = IbkrWsKey.from_channel(head)
-    if not key.solicited:
-        raise ValueError(f"channel: {head!r} is unsolicited; observe it with client.observe({key}) instead")
-    if not sep:
-        return key, head
-    parts = rest.split("+")
-    if key in (IbkrWsKey.MARKET_DATA, IbkrWsKey.MARKET_HISTORY):
-        parts[0] = parts[0].split("@", 1)[0]
-    return key, head + "+" + "+".join(parts)
-
-
 class SubscriptionState:
     """One server subscription of the client (one per channel), shared by every handle on it.
 
-    Internal: the client keeps these across reconnects and changes them on its control scheduler
-    only. Users hold :class:`Subscription` handles.
+    ``data`` is what the subscription carries: for market data the union of the handles' fields.
+    Users hold :class:`Subscription` handles; ``client.subscriptions`` shows these.
     """
 
     def __init__(
@@ -63,12 +43,12 @@ class SubscriptionState:
         self.data = data
         self.needs_confirmation = needs_confirmation
         self.processor = processor
-        self.attempts = 0
-        self.retry_timer: abc.DisposableBase | None = None
         self.handles: list[Subscription] = []
+        self.requests: dict[Subscription, dict[str, Any] | None] = {}
         self._status = SubscriptionStatus.PENDING
         self._settled = threading.Event()
-        self._listeners: list[Callable[[SubscriptionStatus], None]] = []
+        self._listeners: tuple[Callable[[SubscriptionStatus], None], ...] = ()
+        self._lock = threading.Lock()  # guards the listener tuple only
 
     @property
     def status(self) -> SubscriptionStatus:
@@ -89,16 +69,33 @@ class SubscriptionState:
         return self.active
 
     def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
-        """Call ``listener`` (on the control scheduler) each time the status changes; dispose to stop."""
-        self._listeners.append(listener)
+        """Call ``listener`` (on the control loop) each time the status changes; dispose to stop."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
 
         def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            with self._lock:
+                listeners = list(self._listeners)
+                if listener in listeners:
+                    listeners.remove(listener)
+                    self._listeners = tuple(listeners)
 
         return Disposable(remove)
 
-    # -- control scheduler only ---------------------------------------------------------------
+    # -- the client's registry lock held --------------------------------------------------------
+    def add_request(self, handle: Subscription, data: dict[str, Any] | None) -> None:
+        self.handles.append(handle)
+        self.requests[handle] = data
+        self.data = union_data(list(self.requests.values())) if self.key is IbkrWsKey.MARKET_DATA else data
+
+    def remove_request(self, handle: Subscription) -> bool:
+        """Forget ``handle``; True when it was the last one."""
+        if handle in self.handles:
+            self.handles.remove(handle)
+        self.requests.pop(handle, None)
+        return not self.handles
+
+    # -- the control loop only ----------------------------------------------------------------
     def set_status(self, status: SubscriptionStatus) -> None:
         if status is self._status:
             return
@@ -107,13 +104,8 @@ class SubscriptionState:
             self._settled.clear()
         else:
             self._settled.set()
-        for listener in tuple(self._listeners):
+        for listener in self._listeners:
             listener(status)
-
-    def cancel_retry(self) -> None:
-        if self.retry_timer is not None:
-            self.retry_timer.dispose()
-            self.retry_timer = None
 
 
 class Subscription(abc.DisposableBase):
@@ -125,7 +117,7 @@ class Subscription(abc.DisposableBase):
     ``if client.subscribe(...)`` keeps working.
     """
 
-    __slots__ = ("_client", "_listeners", "_released", "server")
+    __slots__ = ("__weakref__", "_client", "_listeners", "_released", "server")
 
     def __init__(self, client: IbkrWsClient, server: SubscriptionState) -> None:
         self._client = client
@@ -175,8 +167,8 @@ class Subscription(abc.DisposableBase):
         return self.active
 
     def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
-        """Call ``listener`` (on the control scheduler) each time the status changes, until this
-        handle is disposed (it then hears UNSUBSCRIBED once) or the returned Disposable is."""
+        """Call ``listener`` (on the control loop) each time the status changes, until this handle
+        is disposed (it then hears UNSUBSCRIBED once) or the returned Disposable is."""
         server_remover = self.server.on_status(listener)
         entry = (listener, server_remover)
         self._listeners.append(entry)
@@ -190,19 +182,19 @@ class Subscription(abc.DisposableBase):
 
     def dispose(self) -> None:
         if not self._released:
-            self._client._dispose_subscription(self)
+            self._client._release(self)
 
-    # -- control scheduler only ---------------------------------------------------------------
-    def release(self) -> bool:
-        """Detach from the server subscription; True when this was the last handle on it."""
+    # -- the client only ------------------------------------------------------------------------
+    def mark_released(self) -> bool:
+        """Detach this handle (the client's registry lock held); False if it already was."""
         if self._released:
             return False
         self._released = True
-        server = self.server
-        if self in server.handles:
-            server.handles.remove(self)
+        return True
+
+    def take_listeners(self) -> list[tuple[Callable[[SubscriptionStatus], None], abc.DisposableBase]]:
         listeners, self._listeners = self._listeners, []
-        for listener, remover in listeners:
-            remover.dispose()
-            listener(SubscriptionStatus.UNSUBSCRIBED)
-        return not server.handles
+        return listeners
+
+
+__all__ = ["Subscription", "SubscriptionState", "SubscriptionStatus", "split_channel"]

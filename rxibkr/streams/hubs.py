@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -131,9 +132,12 @@ class _Entry(Generic[T]):
 class _Hub(Generic[T]):
     """One server subscription: its wanted data, its observers, its typed state.
 
-    ``lock`` (reentrant) serialises the typed state and the emissions: the reader thread holds it
-    while it processes a frame and emits; attaching an observer holds it while the state is
-    replayed, so no value is lost or delivered twice, and ``on_next`` calls never overlap.
+    ``lock`` guards the typed state and the outbox, never user code: a frame is turned into values
+    under it and the values are queued with the observers present at that moment; whoever finds
+    nobody delivering then delivers the queue, outside the lock (the serialised-observer pattern).
+    So an observer's calls never overlap and keep their order, a late observer receives the state
+    replay before anything newer, and an observer may call back into the client (subscribe, dispose,
+    shutdown) from on_next without any lock of ours held.
     """
 
     KEY: IbkrWsKey
@@ -142,13 +146,15 @@ class _Hub(Generic[T]):
         self.streams = streams
         self.channel = channel
         self.route = route
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
         self.entries: tuple[_Entry[T], ...] = ()
         self.wants: dict[object, Any] = {}
         self.data: dict[str, Any] | None = None  # what the server subscription should carry
         self.sent: dict[str, Any] | None = None  # what was last given to client.subscribe
         self.sub: Subscription | None = None
         self.closed = False
+        self.outbox: deque[tuple[tuple[_Entry[T], ...], Sequence[Any]]] = deque()
+        self.delivering = False
 
     # -- wanted data (accumulates while the hub lives; see merge) ------------------------------------
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
@@ -158,8 +164,8 @@ class _Hub(Generic[T]):
     def check(self, want: Any) -> None:
         """Raise when ``want`` cannot share this hub."""
 
-    # -- typed state -------------------------------------------------------------------------------
-    def process(self, message: Message) -> Iterable[T]:
+    # -- typed state (lock held) -----------------------------------------------------------------------
+    def process(self, message: Message) -> Sequence[T]:
         """The typed values of one frame (state updated)."""
         return ()
 
@@ -177,26 +183,50 @@ class _Hub(Generic[T]):
     def on_message(self, message: Message) -> None:
         with self.lock:
             values = self.process(message)
-            if values:
-                self.emit(values)
+            if not values:
+                return
+            self.outbox.append((self.entries, values))
+            if self.delivering:
+                return
+            self.delivering = True
+        self.deliver()
 
-    def emit(self, values: Iterable[T]) -> None:
-        """Deliver to every observer (lock held). An observer's exception does not stop the others;
-        the first one is raised again afterwards, so the client reports it on ``client.errors``."""
+    def enqueue(self, entries: tuple[_Entry[T], ...], values: Sequence[Any]) -> bool:
+        """Queue ``values`` for ``entries`` (lock held); True when the caller must ``deliver()``."""
+        self.outbox.append((entries, values))
+        if self.delivering:
+            return False
+        self.delivering = True
+        return True
+
+    def deliver(self) -> None:
+        """Deliver the outbox until it is empty (no lock held while observers run). An observer's
+        exception does not stop the others; the first one is raised again afterwards, so the client
+        reports it on ``client.errors``."""
         error: Exception | None = None
-        for value in values:
-            for entry in self.entries:
-                if entry.accept is not None and not entry.accept(value):
-                    continue
-                try:
-                    entry.observer.on_next(value)
-                except Exception as exc:
-                    if error is None:
-                        error = exc
-                    else:
-                        _LOGGER.error("an observer of %s raised %r", self.channel, exc)
+        outbox = self.outbox
+        while True:
+            with self.lock:
+                if not outbox:
+                    self.delivering = False
+                    break
+                entries, values = outbox.popleft()
+            for value in values:
+                for entry in entries:
+                    if entry.accept is not None and not entry.accept(value):
+                        continue
+                    try:
+                        self.send(entry, value)
+                    except Exception as exc:
+                        if error is None:
+                            error = exc
+                        else:
+                            _LOGGER.error("an observer of %s raised %r", self.channel, exc)
         if error is not None:
             raise error
+
+    def send(self, entry: _Entry[T], value: Any) -> None:
+        entry.observer.on_next(value)
 
     def complete(self) -> None:
         with self.lock:
@@ -215,7 +245,7 @@ class TypedStreams:
         self._routes: dict[IbkrWsKey, dict[Any, _Hub[Any]]] = {}
         self._taps: dict[IbkrWsKey, abc.DisposableBase] = {}
         self._given_up: weakref.WeakSet[SubscriptionState] = weakref.WeakSet()
-        self._sync_locks: dict[str, threading.Lock] = {}
+        self._sync_locks: dict[str, threading.RLock] = {}
         self.duplicates_dropped = 0
         """How many duplicated ``smd`` frames were dropped (the gateway sends each first update twice)."""
 
@@ -495,10 +525,10 @@ class TypedStreams:
         try:
             with hub.lock:
                 hub.entries = (*hub.entries, entry)
-                if not first:
-                    for value in hub.replay(entry):
-                        if entry.accept is None or entry.accept(value):
-                            entry.observer.on_next(value)
+                replay = list(hub.replay(entry)) if not first else []
+                must_deliver = hub.enqueue((entry,), replay) if replay else False
+            if must_deliver:
+                hub.deliver()
             hub.on_attach(entry, first)
         except BaseException:  # the observer raised while replaying: it is not attached
             self._detach(hub, token, entry)
@@ -528,7 +558,7 @@ class TypedStreams:
         dispose and a new subscribe of the same channel reach the client in the order they happen."""
         client = self.client
         with self._lock:
-            sync_lock = self._sync_locks.setdefault(hub.channel, threading.Lock())
+            sync_lock = self._sync_locks.setdefault(hub.channel, threading.RLock())
         with sync_lock:
             while True:
                 with self._lock:
@@ -696,10 +726,32 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
             self.state.update(data)
             self.latest = update
             entries = self.entries
-            if len(entries) == 1:
-                entries[0].observer.on_next(update)
+            if not self.delivering and len(entries) == 1 and entries[0].accept is None:
+                # the common case, one observer and nobody delivering: deliver it directly
+                self.delivering = True
+                single = entries[0].observer
             else:
-                self.emit((update,))
+                self.outbox.append((entries, (update,)))
+                if self.delivering:
+                    return
+                self.delivering = True
+                single = None
+        if single is None:
+            self.deliver()
+            return
+        error: Exception | None = None
+        try:
+            single.on_next(update)
+        except Exception as exc:
+            error = exc
+        with self.lock:
+            more = bool(self.outbox)
+            if not more:
+                self.delivering = False
+        if more:
+            self.deliver()
+        if error is not None:
+            raise error
 
     def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[MarketDataUpdate]:
         latest = self.latest
@@ -737,22 +789,20 @@ class _HistoryHub(_Hub[Any]):
                 if self.bars.get(bar.time) != bar:
                     self.bars[bar.time] = bar
                     new_bars.append(bar)
-            error: Exception | None = None
-            for entry in self.entries:
-                values: Sequence[Any] = (history,) if entry.options.get("variant") == "replies" else new_bars
-                try:
-                    for value in values:
-                        entry.observer.on_next(value)
-                except Exception as exc:
-                    if error is None:
-                        error = exc
-            if error is not None:
-                raise error
+            if not self.enqueue(self.entries, [(history, new_bars)]):
+                return
+        self.deliver()
+
+    def send(self, entry: _Entry[Any], value: Any) -> None:
+        history, new_bars = value
+        for item in (history,) if entry.options.get("variant") == "replies" else new_bars:
+            entry.observer.on_next(item)
 
     def replay(self, entry: _Entry[Any]) -> Iterable[Any]:
-        if entry.options.get("variant") == "replies":
-            return () if self.reply is None else (self.reply,)
-        return [self.bars[t] for t in sorted(self.bars)]
+        reply = self.reply
+        if reply is None:
+            return ()
+        return [(reply, [self.bars[t] for t in sorted(self.bars)])]
 
 
 class _OrdersHub(_Hub[OrderUpdate]):
@@ -817,8 +867,9 @@ class _OrdersHub(_Hub[OrderUpdate]):
                     update = self.book.apply(delta)
                     if update is not None:
                         updates.append(update)
-                if updates:
-                    self.emit(updates)
+                if not updates or not self.enqueue(self.entries, updates):
+                    return
+            self.deliver()
 
         def failed(exc: BaseException) -> None:
             _LOGGER.warning("orders: the REST snapshot failed (%s); going on with sor updates only", exc)

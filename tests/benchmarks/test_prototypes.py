@@ -169,7 +169,7 @@ def test_buffered_recv_raises_at_end_of_stream() -> None:
         recv(5)
 
 
-@pytest.mark.parametrize("prototype", ["buffered", "framing-dispatch"])
+@pytest.mark.parametrize("prototype", ["buffered", "framing"])
 def test_prototype_client_over_a_real_socket_keeps_its_pongs_and_frames(prototype: str) -> None:
     import threading
     import time
