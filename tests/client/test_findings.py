@@ -20,7 +20,14 @@ How each failed before the client core was rewritten (measured at fb8d23d):
 5. Typed ``market_data(c, ["84"])`` plus ``subscribe("md+c", {"fields": ["31"]})``: the subscribe
    replaced the subscription's data; after a reconnect only ``{"fields":["31"]}`` was sent, the
    gateway held fields {31} and no bid (84) arrived any more.
-6. 1,000 typed market-data streams: see the test's docstring.
+6. 1,000 typed market-data streams: passes against the old core too on this machine. The re-sends
+   of the finding came from a firehose far faster than the simulator, whose frames of channels still
+   waiting for confirmation each became a post to the control thread; the simulator (about 15-25k
+   frames/s at most here, its market steps or ``burst``) cannot flood the client enough for the
+   control thread to fall 2 s behind: measured 0 re-sent, 0 duplicate quotes at md_interval 0.25,
+   0.1, 0.03, 0.02 s and with subscription_timeout down to 0.2 s, and with 200 burst frames per conid
+   right after each subscription. The test stays as the acceptance check of "1,000 confirmed by data,
+   none re-sent, no duplicate"; the cost side is measured by ``benchmarks/run.py --rows conids``.
 """
 
 from __future__ import annotations
@@ -37,22 +44,19 @@ import pytest
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import IbkrWsKey, Message
+from rxibkr.sim import GatewaySimulator
 
 from .support import (
     Call,
-    dump_threads,
     OverlapProbe,
     assert_no_thread_left,
     bounded,
+    dump_threads,
     gateway_md_fields,
     quietly_bounded,
     smd_counts,
     wait_until,
 )
-
-pytest.importorskip("aiohttp")
-pytest.importorskip("trustme")
-from rxibkr.sim import GatewaySimulator  # noqa: E402
 
 AAPL = 265598
 
@@ -320,9 +324,13 @@ FIRST_CONID = 30_000_001  # generated instruments: the simulator serves any posi
 
 
 def test_6_a_thousand_typed_market_data_streams(clients: Clients) -> None:
-    """Before the rewrite: ... (measured, see the module docstring)."""
+    """1,000 conids, each a typed stream: every stream gets data (that is the confirmation), each conid
+    is sent to the gateway once on the one connection, and no observer gets the same quote twice.
+    About 3.5 s here (1,000 subscriptions in ~0.7 s, data for all within ~0.1 s of the last)."""
     with GatewaySimulator(heartbeat_interval=0.5, md_interval=0.25, greeting_delay=0.01) as sim:
-        client = started(clients, sim, subscription_timeout=2.0, subscription_retries=5, max_ping_interval=5.0)
+        client = started(
+            clients, sim, subscription_timeout=2.0, subscription_retries=5, max_ping_interval=5.0
+        )
         conids = list(range(FIRST_CONID, FIRST_CONID + N_CONIDS))
         lock = threading.Lock()
         received: Counter[tuple[int, int | None, bytes]] = Counter()
@@ -341,8 +349,7 @@ def test_6_a_thousand_typed_market_data_streams(clients: Clients) -> None:
         disposables = [client.market_data(c).subscribe(observer(c)) for c in conids]
         subscribed = time.monotonic() - began
         assert wait_until(lambda: len(per_conid) == N_CONIDS, 10.0), (
-            f"{N_CONIDS - len(per_conid)} of {N_CONIDS} streams got no data "
-            f"({subscribed:.1f} s to subscribe)"
+            f"{N_CONIDS - len(per_conid)} of {N_CONIDS} streams got no data ({subscribed:.1f} s to subscribe)"
         )
         channels = {f"md+{c}" for c in conids}
         assert wait_until(
