@@ -271,7 +271,7 @@ def test_torture() -> None:
     before = threading.enumerate()
     client = IbkrWsClient(
         url=sim.ws_url,
-        cacert=sim.cacert,
+        cacert=sim.cacert or False,
         account_id=sim.account,
         timeout=2.0,
         ping_interval=0.1,
