@@ -14,6 +14,9 @@ Each connection is configured by the query string of its upgrade request
 * ``mode=paced``: on ``smd+...``, send ``n`` frames at ``rate`` frames/s, each carrying
   ``"_sent": time.time_ns()`` taken just before it is written (latency measurements);
 * ``mode=idle``: never send market data (subscription churn);
+* ``conids`` (burst only, default 1): the burst cycles over that many conids, ``conid`` to
+  ``conid + conids - 1`` (frame ``i`` is of conid ``conid + i % conids``), and starts once an
+  ``smd`` has come for each of them (the client has subscribed them all);
 * ``hb``: seconds between ``{"topic":"system","hb":...}`` heartbeats (0: none). The client's
   heartbeat watchdog resets a connection that stays silent for ``max_ping_interval`` (20 s).
 
@@ -122,6 +125,23 @@ def smd_frames(count: int = BATCH, conid: int = CONID) -> list[bytes]:
     return [encode_frame(smd_payload(i, conid)) for i in range(count)]
 
 
+def cycle_length(conids: int) -> int:
+    """Frames in the repeating cycle of a burst over ``conids`` conids: at least ``BATCH``, a
+    multiple of ``conids``, and at least two frames per conid, so that no frame of a conid equals
+    the conid's previous one (a typed stream would drop it as the gateway's duplicate)."""
+    if conids <= 1:
+        return BATCH
+    rounds = max(2, -(-BATCH // conids))
+    return rounds * conids
+
+
+def multi_conid_frames(conids: int, conid: int = CONID) -> list[bytes]:
+    """One cycle of a burst over ``conids`` conids: frame ``i`` is of conid ``conid + i % conids``."""
+    if conids <= 1:
+        return smd_frames(BATCH, conid)
+    return [encode_frame(smd_payload(i, conid + i % conids)) for i in range(cycle_length(conids))]
+
+
 def greeting_size() -> int:
     return sum(len(encode_frame(p)) for p in GREETING)
 
@@ -159,6 +179,7 @@ class _Connection:
         self.closed = threading.Event()
         self.streaming = False
         self.params: dict[str, str] = {}
+        self.subscribed: set[bytes] = set()  # conids asked for with smd (multi-conid bursts)
         self._buffer = b""
 
     # -- io -----------------------------------------------------------------------------------------
@@ -279,37 +300,44 @@ class _Connection:
                 self.write(encode_frame(payload[:2], _OP_CLOSE))
                 return
             elif opcode in (_OP_TEXT, _OP_BINARY) and payload.startswith(b"smd+"):
-                self._on_subscribe()
+                self._on_subscribe(payload)
 
-    def _on_subscribe(self) -> None:
+    def _on_subscribe(self, payload: bytes) -> None:
         mode = self.params.get("mode", "burst")
         if mode == "idle" or self.streaming:
             return
         n = int(self.params.get("n", "1000"))
         conid = int(self.params.get("conid", str(CONID)))
+        conids = int(self.params.get("conids", "1"))
+        if mode == "burst" and conids > 1:
+            self.subscribed.add(payload[4:].split(b"+", 1)[0])
+            if len(self.subscribed) < conids:
+                return
         target: Callable[..., None]
         args: tuple[object, ...]
         if mode == "paced":
             target, args = self._paced, (n, float(self.params.get("rate", "1000")), conid)
         else:
-            target, args = self._burst, (n, conid)
+            target, args = self._burst, (n, conid, conids)
         self.streaming = True
         threading.Thread(target=target, args=args, daemon=True).start()
 
     # -- writers ------------------------------------------------------------------------------------
-    def _burst(self, n: int, conid: int) -> None:
+    def _burst(self, n: int, conid: int, conids: int = 1) -> None:
         try:
-            frames = smd_frames(BATCH, conid)
+            frames = multi_conid_frames(conids, conid)
             blob = memoryview(b"".join(frames))
             ends = [0]
             for f in frames:
                 ends.append(ends[-1] + len(f))
             remaining = n
+            position = 0  # in the cycle of len(frames) frames
             while remaining > 0:
-                count = min(BATCH, remaining)
-                if not self.write(blob[: ends[count]]):
+                count = min(BATCH, remaining, len(frames) - position)
+                if not self.write(blob[ends[position] : ends[position + count]]):
                     return
                 remaining -= count
+                position = (position + count) % len(frames)
         finally:
             self.streaming = False
 

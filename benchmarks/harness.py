@@ -199,7 +199,9 @@ def _timeout(total: int) -> float:
     return max(20.0, total / 2000)
 
 
-def burst_url(firehose: fh.FirehoseProcess, total: int, hb: int = HEARTBEAT_SECONDS) -> str:
+def burst_url(firehose: fh.FirehoseProcess, total: int, hb: int = HEARTBEAT_SECONDS, conids: int = 1) -> str:
+    if conids > 1:
+        return firehose.url(mode="burst", n=total, hb=hb, conid=CONID, conids=conids)
     return firehose.url(mode="burst", n=total, hb=hb, conid=CONID)
 
 
@@ -395,15 +397,28 @@ def streams_available() -> str | None:
     return None
 
 
-def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int, ca: str | None = None) -> Sample:
-    """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots`` or ``queue``
-    (over wss, verified against ``ca``, when ``ca`` is given)."""
+def client_row(
+    firehose: fh.FirehoseProcess, row: str, warm: int, n: int, ca: str | None = None, conids: int = 1000
+) -> Sample:
+    """One repetition of a client throughput row: ``frames``, ``observe``, ``snapshots``, ``queue``
+    or ``conids`` (``snapshots`` over ``conids`` conids at once) (over wss, verified against ``ca``,
+    when ``ca`` is given)."""
     total = warm + n
     counter = Counter(warm, total)
     options: dict[str, Any] = {"cacert": ca} if ca is not None else {}
-    with connected_client(burst_url(firehose, total), **options) as client:
+    spread = conids if row == "conids" else 1
+    with connected_client(burst_url(firehose, total, conids=spread), **options) as client:
         keep: list[Any] = []
-        if row == "frames":
+        if row == "conids":
+            # one typed stream per conid, all counted together; the burst starts once the firehose
+            # has an smd of every conid, and cycles over them (frame i is of conid CONID + i % conids)
+            market_data = _market_data(client)
+            if market_data is None:
+                raise RuntimeError("no typed market_data stream")
+            snapshots = _operators().snapshots
+            for conid in range(CONID, CONID + conids):
+                keep.append(market_data(conid).pipe(snapshots()).subscribe(counter.on_next))
+        elif row == "frames":
             keep.append(client.frames.subscribe(counter.on_next))
         elif row == "observe":
             keep.append(client.observe(MARKET_DATA).subscribe(counter.on_next))
@@ -431,7 +446,7 @@ def client_row(firehose: fh.FirehoseProcess, row: str, warm: int, n: int, ca: st
             keep.append(consumer)
         else:
             raise ValueError(f"unknown row {row!r}")
-        if row != "snapshots":
+        if row not in ("snapshots", "conids"):
             keep.append(client.subscribe(f"md+{CONID}", needs_confirmation=False))
         return counter.wait(_timeout(total))
 

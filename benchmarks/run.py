@@ -10,6 +10,7 @@ faster than websocket-client can read, then measures on the same frames:
    (1b, for reference: the same loop over ``recv_data_frame``, which rxibkr's reader calls);
 2. ``client.frames``; 3. ``client.observe(MARKET_DATA)``;
 4. ``client.market_data(conid).pipe(operators.snapshots())``;
+   4b. the same with 1,000 conids at once (one typed stream each, the burst cycling over them);
 5. ``new_queue_accessor(MARKET_DATA)`` drained by another thread;
 6. latency from the server's send to ``on_next`` at 1,000 and 10,000 messages/s;
 7. RSS growth over a long burst through ``observe(MARKET_DATA)``, and subscription churn.
@@ -44,9 +45,10 @@ THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
     "frames": ("2", "client.frames"),
     "observe": ("3", "client.observe(MARKET_DATA)"),
     "snapshots": ("4", "market_data(conid).pipe(snapshots())"),
+    "conids": ("4b", "the same over 1,000 conids"),
     "queue": ("5", "new_queue_accessor(MARKET_DATA), other thread"),
 }
-ALL_ROWS = ("ceiling", "frames", "observe", "snapshots", "queue", "latency", "memory", "churn")
+ALL_ROWS = ("ceiling", "frames", "observe", "snapshots", "conids", "queue", "latency", "memory", "churn")
 OPTIONAL_ROWS = ("tls",)
 """Rows run only when asked for (``--rows 8`` or ``--rows tls``)."""
 ROW_NUMBERS = {
@@ -54,12 +56,16 @@ ROW_NUMBERS = {
     "2": ("frames",),
     "3": ("observe",),
     "4": ("snapshots",),
+    "4b": ("conids",),
     "5": ("queue",),
     "6": ("latency",),
     "7": ("memory", "churn"),
     "8": ("tls",),
 }
 TARGETS = {"observe": 0.8, "snapshots": 0.5}
+CONIDS = 1000
+CONIDS_CPU_TARGET = 1.3
+"""Row 4b: CPU us per message at 1,000 conids within 1.3x of row 4's (one conid)."""
 LATENCY_TARGETS_MS = {1000: 1.0, 10000: 5.0}
 MEMORY_TARGET_MB = 10.0
 
@@ -110,6 +116,13 @@ class Results:
                 ceiling.cpu_us / row.cpu_us if ceiling is not None and ceiling.cpu_us and row.cpu_us else None
             )
             rows[name] = entry
+        conids, single = self.throughput.get("conids"), self.throughput.get("snapshots")
+        if "conids" in rows:
+            rows["conids"]["cpu_vs_snapshots"] = (
+                conids.cpu_us / single.cpu_us
+                if conids is not None and single is not None and conids.cpu_us and single.cpu_us
+                else None
+            )
         return {
             "settings": h.as_dict(self.settings),
             "environment": self.environment,
@@ -146,7 +159,7 @@ def parse_rows(text: str | None) -> list[str]:
         for name in names:
             if name not in ALL_ROWS + OPTIONAL_ROWS:
                 known = ", ".join(ALL_ROWS + OPTIONAL_ROWS)
-                raise SystemExit(f"--rows: unknown row {item!r}; use 1-8 or {known}")
+                raise SystemExit(f"--rows: unknown row {item!r}; use 1-8, 4b or {known}")
             if name not in rows:
                 rows.append(name)
     return rows
@@ -175,9 +188,9 @@ def _show(sample: h.Sample) -> str:
 def _client_measure(row: str, prototype: str | None) -> Measure:
     def measure(firehose: fh.FirehoseProcess, warm: int, n: int) -> h.Sample:
         if prototype is None:
-            return h.client_row(firehose, row, warm, n)
+            return h.client_row(firehose, row, warm, n, conids=CONIDS)
         with PROTOTYPES[prototype].apply():
-            return h.client_row(firehose, row, warm, n)
+            return h.client_row(firehose, row, warm, n, conids=CONIDS)
 
     return measure
 
@@ -193,7 +206,7 @@ def _plan(
             continue
         for prototype in (None, *prototypes):
             key = name if prototype is None else f"{name}+{prototype}"
-            missing = name == "snapshots" and streams_missing is not None
+            missing = name in ("snapshots", "conids") and streams_missing is not None
             plan.append((key, None if missing else _client_measure(name, prototype)))
     return plan
 
@@ -389,9 +402,19 @@ def format_table(results: Results) -> str:
             number, label = THROUGHPUT_ROWS[name]
             if name == "snapshots" and results.streams is None and h.streams_api() != "client.market_data":
                 label = "streams_of(client).market_data(c).pipe(snapshots())"
+            if name == "conids":
+                label = f"the same over {CONIDS:,} conids"
             if prototype:
                 number, label = number + "+", f"  [prototype {prototype}]"
-            lines.append(_throughput_line(number, label, row, ceiling, TARGETS.get(name)))
+            line = _throughput_line(number, label, row, ceiling, TARGETS.get(name))
+            single = results.throughput.get("snapshots" + (f"+{prototype}" if prototype else ""))
+            if name == "conids" and row.cpu_us and single is not None and single.cpu_us:
+                factor = row.cpu_us / single.cpu_us
+                line += (
+                    f"CPU {factor:.2f}x row 4, <= {CONIDS_CPU_TARGET:g}x "
+                    f"{_verdict(factor <= CONIDS_CPU_TARGET)}"
+                )
+            lines.append(line)
             if key == "ceiling":
                 for ref, ref_row in results.reference.items():
                     if ref_row.rate is not None:
@@ -471,7 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small numbers (the test suite runs this)")
     parser.add_argument(
         "--rows",
-        help=f"comma-separated rows, by number (1-8, ranges allowed) or name ({', '.join(ALL_ROWS)}, and "
+        help="comma-separated rows, by number (1-8 and 4b, ranges allowed) or name "
+        f"({', '.join(ALL_ROWS)}, and "
         "tls: the ceiling and observe() over wss, only when asked for); default 1-7",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")

@@ -38,14 +38,17 @@ def test_quick_run_prints_the_table_and_every_row_has_a_number(tmp_path: Path) -
     assert results["server_write_rate"] > 0
     rows = results["throughput"]
     streams = _streams_available()
-    for name in ("ceiling", "frames", "observe", "snapshots", "queue"):
+    for name in ("ceiling", "frames", "observe", "snapshots", "conids", "queue"):
         row = rows[name]
-        if name == "snapshots" and not streams:
+        if name in ("snapshots", "conids") and not streams:
             assert row["error"] == "n/a (streams not available)"
             assert "n/a (streams not available)" in table
             continue
         assert row["rate"] and row["rate"] > 0, (name, row)
         assert row["ratio"] and row["ratio"] > 0, (name, row)
+    if streams:
+        assert rows["conids"]["cpu_vs_snapshots"] > 0, rows["conids"]
+        assert "over 1,000 conids" in table
     latencies = {lat["rate"]: lat for lat in results["latency"]}
     assert set(latencies) == {1000, 10000}
     for lat in latencies.values():
