@@ -767,7 +767,7 @@ class IbkrWsClient:
     def _sync(self, timeout: float = 10.0) -> None:
         """Wait until the control loop has handled every event posted before this call (not on the
         control loop itself, nor in virtual time, where that is already so)."""
-        if self._virtual or self._driver.on_control_thread():
+        if self._virtual or self._driver.on_control_thread() or self._driver.finished.is_set():
             return
         done = threading.Event()
         self._driver.post(done.set)

@@ -78,6 +78,10 @@ class Driver:
             with self._flag:
                 self._scheduled = False
             _LOGGER.debug("control loop gone; %d events dropped (%r)", len(self._inbox), exc)
+            while self._inbox:  # release whoever waits on a barrier
+                item = self._inbox.popleft()
+                if callable(item):
+                    item()
 
     def _run(self, _scheduler: Any = None, _state: Any = None) -> None:
         self.control_thread = threading.current_thread()
