@@ -37,7 +37,7 @@ def test_record_then_replay(ibkr_sim: Any, tmp_path: Path, capsys: pytest.Captur
         ]
     )
     assert code == 0
-    assert "recorded" in capsys.readouterr().err
+    assert "frames written to" in capsys.readouterr().err
     recording = Recording.load(out)
     sent = [f.data for f in recording.frames("out")]
     assert 'smd+265598+{"fields":["31","84"]}' in sent and 'smd+8314+{"fields":["31","84"]}' in sent
