@@ -77,7 +77,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "DIR/raw/rxibkr-<UTC time>.jsonl.zst with --parquet DIR)",
     )
     parser.add_argument(
-        "--parquet", default=None, metavar="DIR", help="also write typed Parquet tables to DIR while recording"
+        "--parquet",
+        default=None,
+        metavar="DIR",
+        help="also write typed Parquet tables to DIR while recording",
     )
     parser.add_argument(
         "--flush-interval",

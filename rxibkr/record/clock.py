@@ -1,4 +1,4 @@
-"""Reading a scheduler's clock (the record package's own copy: production code never imports the testing kit)."""
+"""Reading a scheduler's clock (record's own copy: production code never imports the testing kit)."""
 
 from __future__ import annotations
 

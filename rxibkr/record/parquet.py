@@ -28,7 +28,6 @@ from typing import Any
 from rxibkr.record.reader import Recording
 from rxibkr.record.rows import (
     COLUMNS,
-    utc_date,
     PARTITIONED_BY_CONID,
     SCHEMA_VERSION,
     TABLES,
@@ -36,6 +35,7 @@ from rxibkr.record.rows import (
     Row,
     RowBuilder,
     rows_of,
+    utc_date,
 )
 
 _META_FILE = "_rxibkr.json"
@@ -43,7 +43,7 @@ _META_FILE = "_rxibkr.json"
 
 def _pa() -> Any:
     try:
-        import pyarrow
+        import pyarrow  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - the data extra is not installed
         raise ImportError("Parquet datasets need pyarrow: pip install 'rxibkr[data]'") from exc
     return pyarrow
@@ -98,7 +98,7 @@ def _write_meta(directory: Path) -> None:
 
 def _write_file(path: Path, table: str, rows: list[Row]) -> None:
     pa = _pa()
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     sch = schema(table)
     columns = {name: [row[name] for row in rows] for name in sch.names}
@@ -125,7 +125,9 @@ class DatasetWriter:
     ) -> None:
         _pa()  # fail at once, not in the writer thread, when pyarrow is missing
         if not flush_interval > 0:
-            raise ValueError(f"parquet_interval: expected a positive number of seconds, got {flush_interval!r}")
+            raise ValueError(
+                f"parquet_interval: expected a positive number of seconds, got {flush_interval!r}"
+            )
         self.directory = Path(directory)
         _write_meta(self.directory)
         self.builder = RowBuilder(symbols)
@@ -221,7 +223,7 @@ def read(
 
 def _read_dir(directory: Path, table: str) -> Any:
     pa = _pa()
-    import pyarrow.dataset as ds
+    import pyarrow.dataset as ds  # type: ignore[import-untyped]
 
     base = directory / table
     full = schema(table, partition_columns=True)

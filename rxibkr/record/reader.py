@@ -99,11 +99,9 @@ class Recording:
         """Parse recording lines (or ``(line number, line)`` pairs); ValueError naming the line for anything
         that is not the format."""
         parser = _Parser(name)
-        for lineno, item in enumerate(lines, 1):
-            if isinstance(item, tuple):
-                lineno, line = item
-            else:
-                line = item
+        for index, item in enumerate(lines, 1):
+            line: bytes | str
+            lineno, line = item if isinstance(item, tuple) else (index, item)
             parser.feed(lineno, line)
         parser.end()
         return cls(parser.connections, parser.version, name)
@@ -220,7 +218,9 @@ class _Parser:
                     raise ValueError(f"{self._where(lineno)}: 'by' must be one of {CLOSED_BY}, got {by!r}")
                 code = obj.get("code")
                 code = code if isinstance(code, int) and not isinstance(code, bool) else None
-                if current is not None and (conn_id is None or current.conn is None or current.conn == conn_id):
+                if current is not None and (
+                    conn_id is None or current.conn is None or current.conn == conn_id
+                ):
                     current.t_close = t
                     current.closed_by = by
                     current.close_code = code
@@ -234,9 +234,7 @@ class _Parser:
                 current = self.current = self.new(t, attached=True)
             current.frames.append(RecordedFrame(t, direction, decode_frame(obj, self._where(lineno))))
         else:
-            raise ValueError(
-                f"{self._where(lineno)}: 'dir' must be 'in', 'out' or 'meta', got {direction!r}"
-            )
+            raise ValueError(f"{self._where(lineno)}: 'dir' must be 'in', 'out' or 'meta', got {direction!r}")
 
 
 __all__ = ["RecordedConnection", "RecordedFrame", "Recording", "is_confirmation"]

@@ -449,5 +449,4 @@ class ReplayTransport:
         self._finished.set()
 
 
-
 __all__ = ["ReplayConnection", "ReplayTransport", "SentFrame", "synthetic_greeting"]

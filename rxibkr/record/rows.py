@@ -120,6 +120,9 @@ Row = dict[str, Any]
 Partition = tuple[str, str, int | None]  # (table, UTC date "YYYY-MM-DD", conid or None)
 
 
+_BOOKKEEPING = frozenset({"conid", "conidEx", "server_id", "_updated", "topic"})
+
+
 def _ns(seconds: float) -> int:
     return round(seconds * 1_000_000_000)
 
@@ -139,7 +142,7 @@ def utc_date(ns: int) -> str:
 def quote_row(quote: Quote, recv_ns: int, conn: int | None, symbol: str | None = None) -> Row:
     """The ``quotes`` row of a merged quote (its ``update`` tells which fields changed)."""
     update = quote.update
-    changed = ",".join(k for k in update.data if k not in ("conid", "conidEx", "server_id", "_updated", "topic"))
+    changed = None if update is None else ",".join(k for k in update.data if k not in _BOOKKEEPING)
     return {
         "recv_time": recv_ns,
         "updated": _ms_ns(quote.updated),
@@ -161,7 +164,7 @@ def quote_row(quote: Quote, recv_ns: int, conn: int | None, symbol: str | None =
         "is_close": quote.is_close,
         "is_halted": quote.is_halted,
         "availability": quote.availability,
-        "changed": changed if update is not None else None,
+        "changed": changed,
         "conn": conn,
     }
 
@@ -323,7 +326,9 @@ class RowBuilder:
         return out
 
 
-def rows_of(recording: Recording, symbols: Mapping[int, str] | None = None) -> Iterable[tuple[Partition, Row]]:
+def rows_of(
+    recording: Recording, symbols: Mapping[int, str] | None = None
+) -> Iterable[tuple[Partition, Row]]:
     """Every row a recording's incoming frames make, in order."""
     builder = RowBuilder(symbols)
     for conn in recording.connections:

@@ -39,6 +39,7 @@ _CONNECTED = frozenset({ConnectionState.OPEN, ConnectionState.AUTHENTICATED, Con
 
 _Item = tuple[float, str, "bytes | str | None", int | None, "str | None", int | None, "str | None"]
 _STOP = None
+_NONE = object()
 
 
 class Recorder(abc.DisposableBase):
@@ -94,6 +95,7 @@ class Recorder(abc.DisposableBase):
         self._flushes = 0
         self._max_depth = 0
         self._opened: set[int | None] = set()
+        self._open: int | object | None = _NONE  # the connection open in the file (None: attached)
         self._error: BaseException | None = None
         t0 = clock()
         if self._sink is not None:
@@ -154,6 +156,8 @@ class Recorder(abc.DisposableBase):
         )
 
     def _on_completed(self) -> None:
+        # the client shut down: a connection still open in the file was closed by the client
+        self._queue.put((self._clock(), "shutdown", None, None, None, None, None))
         self._stop(join=threading.current_thread() is not self._thread)
 
     # -- writer thread ----------------------------------------------------------------------------------
@@ -204,16 +208,28 @@ class Recorder(abc.DisposableBase):
                     except Exception as exc:
                         self._error = self._error or exc
 
-    def _write(self, item: _Item, sink: Sink | None, dataset: DatasetWriter | None, redactor: Redactor) -> None:
+    def _write(
+        self, item: _Item, sink: Sink | None, dataset: DatasetWriter | None, redactor: Redactor
+    ) -> None:
         t, direction, data, conn, session_id, code, initiator = item
         line: bytes
         if direction == "open":
             self._opened.add(conn)
+            self._open = conn
             line = meta_line(t, "open", conn)
         elif direction == "close":
+            if conn == self._open:
+                self._open = _NONE
             line = meta_line(t, "close", conn, code=code, by=initiator if initiator else "unknown")
         elif direction == "attached":
+            self._open = None
             line = meta_line(t, "open", None, attached=True, state=initiator)
+        elif direction == "shutdown":
+            if self._open is _NONE:
+                return
+            open_conn = self._open if isinstance(self._open, int) else None
+            line = meta_line(t, "close", open_conn, code=None, by="client")
+            self._open = _NONE
         elif data is not None:
             redactor.learn(session_id)
             redactor.inspect(direction, data)

@@ -22,6 +22,7 @@ pytest.importorskip("aiohttp")  # the simulator
 
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from jupyter_core.utils import run_sync  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
@@ -35,7 +36,14 @@ def execute(name: str, cwd: Path) -> Any:
     client = nbclient.NotebookClient(
         nb, km=manager, timeout=60, startup_timeout=60, resources={"metadata": {"path": str(cwd)}}
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # nbclient leaves a kernel manager it was given running, and its connection file (a tmp*.json
+        # in the temporary directory) behind: shut it down, which removes the file
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
+        manager.cleanup_connection_file()
     return nb
 
 
