@@ -218,7 +218,7 @@ class Recorder(abc.DisposableBase):
             self._open = conn
             line = meta_line(t, "open", conn)
         elif direction == "close":
-            if conn == self._open:
+            if self._open is None or conn == self._open:  # None: the attached one, its id unknown
                 self._open = _NONE
             line = meta_line(t, "close", conn, code=code, by=initiator if initiator else "unknown")
         elif direction == "attached":
