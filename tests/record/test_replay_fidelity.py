@@ -62,6 +62,7 @@ def test_a_client_close_replays_as_one_no_connection_lost_no_reconnect() -> None
     assert len(run.transport.connections) == 1  # no reconnect
     assert run.client.state.value is ConnectionState.AUTHENTICATED and run.transport.finished
     run.client.shutdown()  # the client closes it, as it did live
+    run.advance(1)
     assert run.transport.connections[0].closed and run.transport.forced_closes == 0
 
 
