@@ -1,4 +1,4 @@
-"""The raw log on disk: versioned header, .zst, flushing under steady traffic, truncated and corrupted files."""
+"""The raw log on disk: versioned header, .zst, flushing under steady traffic, cut and corrupted files."""
 
 from __future__ import annotations
 

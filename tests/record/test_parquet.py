@@ -109,16 +109,10 @@ def test_duckdb_and_polars_read_the_dataset(tmp_path: Path) -> None:
         for i in range(30):
             vc.receive(frames.smd(CONIDS[i % 2], last=100 + i, bid=99 + i, ask=101 + i))
     vc.shutdown()
-    counts = dict(
-        duckdb.sql(
-            f"select conid, count(*) from read_parquet('{tmp_path}/quotes/**/*.parquet', hive_partitioning=true) "
-            "group by conid"
-        ).fetchall()
-    )
+    quotes = f"read_parquet('{tmp_path}/quotes/**/*.parquet', hive_partitioning=true)"
+    counts = dict(duckdb.sql(f"select conid, count(*) from {quotes} group by conid").fetchall())
     assert counts == {265598: 15, 8314: 15}
-    spreads = duckdb.sql(
-        f"select distinct ask - bid from read_parquet('{tmp_path}/quotes/**/*.parquet', hive_partitioning=true)"
-    ).fetchall()
+    spreads = duckdb.sql(f"select distinct ask - bid from {quotes}").fetchall()
     assert spreads == [(2.0,)]
     frame = read(tmp_path, "quotes", backend="polars")
     assert isinstance(frame, polars.DataFrame) and frame.height == 30
