@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(
             f"| {r['format']} | {r['messages']}/{r['expected']} | {r['max_queue_depth']} "
-            f"| {r['drained_after_s']} s | {r['cpu_us_per_msg']} | {r['raw_bytes_per_msg']} | {r.get('parquet_bytes_per_row', '-')} |"
+            f"| {r['drained_after_s']} s | {r['cpu_us_per_msg']} | {r['raw_bytes_per_msg']} "
+            f"| {r.get('parquet_bytes_per_row', '-')} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
