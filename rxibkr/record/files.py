@@ -73,6 +73,8 @@ class _ZstdSink:
 
     def __init__(self, path: Path, level: int = 3) -> None:
         zstandard = _zstandard()
+        if path.exists() and path.stat().st_size > 0:
+            _check_complete(path)
         self._flush_frame = zstandard.FLUSH_FRAME
         self._file: BinaryIO = open(path, "ab", buffering=_BUFFER)
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
@@ -95,6 +97,19 @@ class _ZstdSink:
             self._writer.close()
         finally:
             self._file.close()
+
+
+def _check_complete(path: Path) -> None:
+    """Appending after an incomplete frame would make the rest unreadable: refuse."""
+    with warnings.catch_warnings(record=True) as caught, open(path, "rb") as f:
+        warnings.simplefilter("always", TruncatedRecordingWarning)
+        for _ in _zstd_chunks(f, str(path)):
+            pass
+    if any(issubclass(w.category, TruncatedRecordingWarning) for w in caught):
+        raise ValueError(
+            f"{path}: ends in an incomplete zstandard frame (its recorder was killed); appending would make "
+            "the rest unreadable: record to a new file (the old one still loads)"
+        )
 
 
 def open_sink(path: str | os.PathLike[str]) -> Sink:

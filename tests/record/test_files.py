@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from rxibkr.client.core import WireEvent
 from rxibkr.record import FORMAT_VERSION, Recorder, Recording, TruncatedRecordingWarning
 from rxibkr.testing import frames, run_due, virtual_client
 
@@ -117,6 +118,16 @@ def test_a_zst_file_cut_short_loads_its_complete_frames_with_a_warning(tmp_path:
     assert len(list(recording.frames("in"))) <= len(list(whole.frames("in")))
 
 
+def test_a_recorder_does_not_append_to_a_zst_file_cut_short(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jsonl.zst"
+    record_session(path, range(5))
+    path.write_bytes(path.read_bytes()[:-7])
+    vc = virtual_client()
+    with pytest.raises(ValueError, match=r"cut\.jsonl\.zst: ends in an incomplete zstandard frame"):
+        Recorder(vc.client, path)
+    vc.shutdown()
+
+
 def test_a_corrupted_zst_file_is_an_error_naming_file_and_byte(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl.zst"
     record_session(path, range(5))
@@ -189,3 +200,19 @@ def test_warnings_do_not_fire_for_complete_files(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Recording.load(path)
+
+
+@pytest.mark.skipif(
+    "initiator" not in WireEvent._fields, reason="client.wire's WireEvent has no initiator yet"
+)
+def test_who_closed_is_recorded(tmp_path: Path) -> None:
+    vc = virtual_client()
+    path = tmp_path / "closes.jsonl"
+    with vc.client.record(path):
+        vc.gateway.play("-|")  # the gateway closes; the client reconnects
+        vc.advance_by(10)
+        vc.client.hard_reset()  # the client closes; and reconnects
+        vc.advance_by(10)
+    vc.shutdown()
+    closed = [(c.closed_by, c.close_code) for c in Recording.load(path).connections if c.t_close is not None]
+    assert closed[0][0] == "server" and closed[1][0] == "client"
