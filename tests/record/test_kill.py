@@ -92,8 +92,11 @@ def recording_steadily(sim: GatewaySimulator, out: Path, proc: subprocess.Popen[
     wait_for(ready)
 
 
-def test_sigkill_loses_at_most_the_last_second(sim: GatewaySimulator, tmp_path: Path) -> None:
-    out = tmp_path / "killed.jsonl"
+@pytest.mark.parametrize("name", ["killed.jsonl", "killed.jsonl.zst"])
+def test_sigkill_loses_at_most_the_last_second(sim: GatewaySimulator, tmp_path: Path, name: str) -> None:
+    if name.endswith(".zst"):
+        pytest.importorskip("zstandard")
+    out = tmp_path / name
     proc = start_recorder(sim, out)
     try:
         recording_steadily(sim, out, proc)
