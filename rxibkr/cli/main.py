@@ -16,8 +16,15 @@ from collections.abc import Sequence
 _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rxibkr.cli.demo", "show a live quote board from the embedded simulator (or a real gateway)"),
     "sim": ("rxibkr.cli.sim", "run the gateway simulator in the foreground until Ctrl-C"),
-    "record": ("rxibkr.cli.record", "record a gateway session (market data for some conids) to JSON Lines"),
+    "record": (
+        "rxibkr.cli.record",
+        "record a gateway session (market data for some instruments): raw log, Parquet",
+    ),
     "replay": ("rxibkr.cli.replay", "replay a recording through a client; print its messages or a summary"),
+    "export": (
+        "rxibkr.cli.export",
+        "build the Parquet tables (quotes, bars, orders, ...) of a raw recording",
+    ),
 }
 
 

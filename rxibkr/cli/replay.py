@@ -18,7 +18,9 @@ import orjson
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="a JSON Lines recording (rxibkr record, client.record)")
+    parser.add_argument(
+        "file", metavar="FILE", help="a recording, .jsonl or .jsonl.zst (rxibkr record, client.record)"
+    )
     parser.add_argument(
         "--speed",
         type=float,
@@ -27,6 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="1 = real time, 10 = ten times faster (default: as fast as possible)",
     )
     parser.add_argument("--summary", action="store_true", help="print a summary instead of every message")
+    parser.add_argument(
+        "--synthesize-greeting",
+        action="store_true",
+        help="give recorded connections that have data but no session confirmation a synthetic one "
+        "(old recordings that began mid-session)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         recording = Recording.load(args.file)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         sys.stderr.write(f"rxibkr replay: {args.file}: {exc}\n")
         return 2
     if not recording.connections:
         sys.stderr.write(f"rxibkr replay: {args.file}: the recording is empty\n")
         return 1
-    transport = ReplayTransport(recording, speed=args.speed)
+    transport = ReplayTransport(recording, speed=args.speed, synthesize_greeting=args.synthesize_greeting)
     client = IbkrWsClient(url="ws://replay.invalid/v1/api/ws", transport=transport, log_raw_messages=False)
     counts: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
@@ -100,3 +108,5 @@ def _summary(out: TextIO, recording: object, transport: object, counts: Counter[
     for (key, topic), n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         out.write(f"  {n:8d}  {key:<22} {topic}\n")
     out.write(f"frames the client sent during replay: {len(transport.sent)}\n")
+    if transport.forced_closes:
+        out.write(f"client closes the replay had to force: {transport.forced_closes}\n")

@@ -22,6 +22,7 @@ pytest.importorskip("aiohttp")  # the simulator
 
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from jupyter_core.utils import run_sync  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
@@ -35,7 +36,14 @@ def execute(name: str, cwd: Path) -> Any:
     client = nbclient.NotebookClient(
         nb, km=manager, timeout=60, startup_timeout=60, resources={"metadata": {"path": str(cwd)}}
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # nbclient leaves a kernel manager it was given running, and its connection file (a tmp*.json
+        # in the temporary directory) behind: shut it down, which removes the file
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
+        manager.cleanup_connection_file()
     return nb
 
 
@@ -69,6 +77,7 @@ def test_every_notebook_is_tested() -> None:
         "03_strategy.ipynb",
         "04_testing_with_marbles.ipynb",
         "05_resilience.ipynb",
+        "06_datasets.ipynb",
     ]
 
 
@@ -138,6 +147,25 @@ def test_resilience(tmp_path: Path) -> None:
     assert {"connection_lost", "watchdog", "authentication"} <= set(summary["error_kinds"])
     assert summary["quotes"] > 20
     assert len(pngs(nb)) == 1  # the timeline
+
+
+def test_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("duckdb")
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("zstandard")
+    monkeypatch.setenv("RXIBKR_DATASETS_SECONDS", "3")  # the kernel inherits it: a short recording
+    nb = execute("06_datasets.ipynb", tmp_path)
+    summary = summary_of(nb)
+    assert summary["seconds"] == 3.0
+    conids = {"265598", "272093", "4815747"}
+    assert set(summary["rows"]) == conids and summary["rows"] == summary["delivered"]
+    assert all(n > 10 for n in summary["rows"].values())
+    assert set(summary["spread_median"]) == {"AAPL", "MSFT", "NVDA"}
+    assert all(m > 0 for m in summary["spread_median"].values())
+    assert summary["ohlc_conids"] == sorted(int(c) for c in conids) and summary["ohlc_bars"] >= 3
+    assert summary["exported_equal"] is True
+    (picture,) = pngs(nb)
+    assert len(picture) > 10_000
 
 
 def test_live_plot_keeps_redrawing_while_the_kernel_is_idle() -> None:

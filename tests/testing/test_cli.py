@@ -37,7 +37,7 @@ def test_record_then_replay(ibkr_sim: Any, tmp_path: Path, capsys: pytest.Captur
         ]
     )
     assert code == 0
-    assert "recorded" in capsys.readouterr().err
+    assert "frames written to" in capsys.readouterr().err
     recording = Recording.load(out)
     sent = [f.data for f in recording.frames("out")]
     assert 'smd+265598+{"fields":["31","84"]}' in sent and 'smd+8314+{"fields":["31","84"]}' in sent
@@ -92,3 +92,38 @@ def test_record_reports_an_unreachable_gateway(tmp_path: Path, capsys: pytest.Ca
         ]
     )
     assert code == 1 and "no session confirmed" in capsys.readouterr().err
+
+
+def test_record_symbols_to_parquet_then_export(
+    ibkr_sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("zstandard")
+    import rxibkr.record as r
+
+    data = tmp_path / "out"
+    common = ["--url", ibkr_sim.ws_url, "--cacert", ibkr_sim.cacert, "--account", ibkr_sim.account]
+    assert main(["record", *common, "--parquet", str(data), "--duration", "1", "AAPL", "MSFT"]) == 0
+    err = capsys.readouterr().err
+    assert "recording AAPL MSFT to" in err
+    stopped = err.splitlines()[-1]
+    assert stopped.startswith("rxibkr record: stopped (duration reached)") and "file closed" in stopped
+    delivered = dict(
+        (int(conid), int(n))
+        for conid, n in (p.split(": ") for p in stopped.split("delivered: ")[1].split(", "))
+    )
+    quotes = r.read(data, table="quotes")
+    assert quotes.groupby("conid").size().to_dict() == delivered and set(delivered) == {265598, 272093}
+    assert set(quotes["symbol"]) == {"AAPL", "MSFT"}
+    (raw,) = (data / "raw").glob("rxibkr-*.jsonl.zst")
+
+    exported = tmp_path / "exported"
+    assert main(["export", str(raw), "--parquet", str(exported)]) == 0
+    assert "quotes " + str(len(quotes)) in capsys.readouterr().err
+    assert r.read(exported, "quotes").equals(quotes)
+
+    assert main(["export", str(tmp_path / "missing.jsonl"), "--parquet", str(exported)]) == 2
+    assert (
+        main(["record", *common, "--out", str(tmp_path / "x.jsonl"), "--duration", "1", "NOSUCHSYMBOL"]) == 2
+    )
+    assert "unknown symbol" in capsys.readouterr().err

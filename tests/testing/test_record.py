@@ -11,7 +11,7 @@ import orjson
 import pytest
 from reactivex.testing import TestScheduler
 
-from rxibkr.client.core import IbkrWsClient
+from rxibkr.client.core import IbkrWsClient, WireEvent
 from rxibkr.protocol import requests as rq
 from rxibkr.record import Recorder, Recording, encode_line
 from rxibkr.testing import FakeTransport, frames, run_due, virtual_client
@@ -22,6 +22,11 @@ INTERNAL = "69f03732.00000af0"
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def entries(path: Path) -> list[dict[str, Any]]:
+    """The lines without the header."""
+    return [x for x in lines(path) if "format" not in x]
 
 
 def recorder_threads() -> list[threading.Thread]:
@@ -39,7 +44,8 @@ def test_format_of_frames_and_connection_events(tmp_path: Path) -> None:
     vc.advance_by(5)
     recorder.dispose()
     vc.shutdown()
-    got = lines(path)
+    header, *got = lines(path)
+    assert header == {"format": "rxibkr-recording", "version": 2, "t": 0.0, "clock": "virtual"}
     assert got[0] == {"t": 0.0, "dir": "meta", "event": "open", "conn": 1}
     assert [(x["dir"], orjson.loads(x["frame"])["topic"]) for x in got[1:4]] == [
         ("in", "system"),
@@ -49,7 +55,8 @@ def test_format_of_frames_and_connection_events(tmp_path: Path) -> None:
     assert got[4] == {"t": 0.0, "dir": "out", "frame": 'smd+265598+{"fields":["31"]}', "binary": False}
     assert got[5]["t"] == 1.0 and got[5]["binary"] is True
     assert orjson.loads(got[5]["frame"]) == frames.smd(265598, last=1.5)
-    assert got[6] == {"t": 4.0, "dir": "meta", "event": "close", "conn": 1}
+    closed_by = "server" if "initiator" in WireEvent._fields else "unknown"  # the fake gateway closed it
+    assert got[6] == {"t": 4.0, "dir": "meta", "event": "close", "conn": 1, "code": 1000, "by": closed_by}
     assert got[7] == {"t": 4.25, "dir": "meta", "event": "open", "conn": 2}
     assert isinstance(recorder, Recorder) and recorder.frames == len([x for x in got if x["dir"] != "meta"])
 
@@ -82,7 +89,7 @@ def test_session_ids_are_never_written(tmp_path: Path) -> None:
     client.shutdown()
     text = path.read_text(encoding="utf-8")
     assert SESSION not in text and INTERNAL not in text
-    got = lines(path)
+    got = entries(path)
     assert {"t": 0.0, "dir": "out", "frame": '{"session":"<session>"}', "binary": False} in got
     tic = next(orjson.loads(x["frame"]) for x in got if x["dir"] == "in" and '"tic"' in x["frame"])
     assert tic["id"] == "<session>"
@@ -109,7 +116,7 @@ def test_invalid_utf8_and_lone_surrogates_survive_the_round_trip(tmp_path: Path)
         vc.receive(bad)
         vc.receive(odd)
         vc.receive("plain text frame")
-    got = [x for x in lines(path) if x["dir"] == "in"]
+    got = [x for x in entries(path) if x["dir"] == "in"]
     assert got[0]["binary"] is True and base64.b64decode(got[0]["b64"]) == bad
     assert "\ufffd" in got[0]["frame"]  # still readable
     assert got[1]["binary"] is False and "b64" in got[1]
@@ -136,7 +143,7 @@ def test_dispose_flushes_and_ends_the_writer_thread(tmp_path: Path) -> None:
     recorder.dispose()
     recorder.dispose()  # idempotent
     assert not recorder.active and recorder_threads() == []
-    assert len(lines(path)) == 2001 and recorder.frames == 2000  # the attached-open line, then the frames
+    assert len(lines(path)) == 2002 and recorder.frames == 2000  # header, attached-open line, the frames
     vc.shutdown()
 
 
