@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import quote, quote_plus
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dh, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from rxibkr.auth.config import AuthError, OAuth1aConfig
 from rxibkr.auth.session import SignedSession
@@ -96,14 +96,37 @@ def load_dh_prime(config: OAuth1aConfig) -> tuple[int, int]:
         return int(config.dh_prime, 16), int(config.dh_generator)
     assert config.dh_param_file is not None
     try:
-        with open(config.dh_param_file, "rb") as handle:
-            params = serialization.load_pem_parameters(handle.read())
-    except (OSError, ValueError) as exc:
-        raise AuthError(f"dh_param_file: cannot load DH parameters from {config.dh_param_file!r}") from exc
-    if not isinstance(params, dh.DHParameters):
-        raise AuthError(f"dh_param_file: {config.dh_param_file!r} holds no DH parameters")
-    numbers = params.parameter_numbers()
-    return numbers.p, numbers.g
+        with open(config.dh_param_file, encoding="ascii") as handle:
+            return parse_dhparam_pem(handle.read())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise AuthError(f"dh_param_file: cannot load DH parameters from {config.dh_param_file!r}") from None
+
+
+def _der_length(data: bytes, pos: int) -> tuple[int, int]:
+    first = data[pos]
+    if first < 0x80:
+        return first, pos + 1
+    count = first & 0x7F
+    return int.from_bytes(data[pos + 1 : pos + 1 + count], "big"), pos + 1 + count
+
+
+def parse_dhparam_pem(text: str) -> tuple[int, int]:
+    """(p, g) of a PKCS#3 ``-----BEGIN DH PARAMETERS-----`` block (what ``openssl dhparam`` writes)."""
+    begin, end = "-----BEGIN DH PARAMETERS-----", "-----END DH PARAMETERS-----"
+    if begin not in text or end not in text:
+        raise ValueError("no DH PARAMETERS block")
+    der = base64.b64decode("".join(text.split(begin, 1)[1].split(end, 1)[0].split()))
+    if der[0] != 0x30:
+        raise ValueError("not a DER sequence")
+    _, pos = _der_length(der, 1)
+    values = []
+    for _ in range(2):
+        if der[pos] != 0x02:
+            raise ValueError("expected an INTEGER")
+        length, pos = _der_length(der, pos + 1)
+        values.append(int.from_bytes(der[pos : pos + length], "big"))
+        pos += length
+    return values[0], values[1]
 
 
 def rsa_sha256_signature(text: str, key: rsa.RSAPrivateKey) -> str:

@@ -36,7 +36,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dh, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from rxibkr.sim import frames
 from rxibkr.sim.gateway import Gateway
@@ -63,6 +63,7 @@ TOKEN_PATH = "/oauth2/api/v1/token"
 SSO_PATH = "/gw/api/v1/sso-sessions"
 SSODH_PATH = f"{PREFIX}/iserver/auth/ssodh/init"
 WS_PATH = f"{PREFIX}/ws"
+LOGOUT_PATH = f"{PREFIX}/logout"
 _PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="([^"]*)"')
 FLOWS = ("1.0a", "2.0")
 
@@ -96,7 +97,9 @@ class SimOAuth:
 
     Faults and inspection (any thread): :meth:`expire_tokens` (every LST, access token and bearer
     issued so far expires now), :meth:`revoke` (the access token / client is unknown from now on),
-    :meth:`count` (``"lst"``, ``"token"``, ``"sso"``, ``"ssodh_init"``, ``"signed"``, ``"bearer"``),
+    :meth:`count` (``"lst"``, ``"token"``, ``"sso"``, ``"ssodh_init"``, ``"signed"``, ``"bearer"``;
+    ``"signed_with_query"`` / ``"signed_without_query"``: signed requests with a query whose base
+    string held the query parameters, or did not, as IBind 0.1.14 signs),
     :attr:`rejections` (``(path, reason)`` of every refused request).
     """
 
@@ -171,11 +174,7 @@ class SimOAuth:
         ):
             data = key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
             _write_private(os.path.join(directory, name), data)
-        params = dh.DHParameterNumbers(self.prime, self.generator).parameters()
-        _write_private(
-            os.path.join(directory, "dhparam.pem"),
-            params.parameter_bytes(pem, serialization.ParameterFormat.PKCS3),
-        )
+        _write_private(os.path.join(directory, "dhparam.pem"), dhparam_pem(self.prime, self.generator))
         self._dir = directory
         return directory
 
@@ -284,6 +283,13 @@ class SimOAuth:
         with self._lock:
             return list(self._state.rejections)
 
+    def issued_secrets(self) -> list[str]:
+        """Every credential this simulator issued or holds for the client (access token, encrypted
+        secret, LSTs, access tokens, bearers): for tests that no secret leaks into logs or files."""
+        with self._lock:
+            st = self._state
+            return [self.access_token, self.encrypted_secret, *st.lsts, *st.access_tokens, *st.bearers]
+
     def _bump(self, what: str) -> None:
         self._state.counts[what] = self._state.counts.get(what, 0) + 1
 
@@ -323,6 +329,9 @@ class SimOAuth:
                 self._state.rejections.append((path, exc.reason))
             log.debug("oauth: %s %s rejected: %s", request.method, path, exc.reason)
             return json_response({"error": exc.reason, "statusCode": exc.status}, exc.status)
+        if path == LOGOUT_PATH and request.method == "POST":
+            gw.set_authenticated(False)
+            return json_response({"status": True})
         if path == SSODH_PATH and request.method == "POST":
             with self._lock:
                 self._bump("ssodh_init")
@@ -378,18 +387,20 @@ class SimOAuth:
             urls.append(f"{request.scheme}://{host}:{sockname[1]}{request.path}")
         return urls
 
-    def _base_strings(self, request: web.Request, params: dict[str, str], prepend: str = "") -> list[bytes]:
+    def _base_strings(
+        self, request: web.Request, params: dict[str, str], prepend: str = ""
+    ) -> list[tuple[bytes, bool]]:
         signed = {k: v for k, v in params.items() if k not in ("realm", "oauth_signature")}
         query = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        variants = [signed]
+        variants = [(signed, False)]
         if query:  # IBKR's scheme adds the query parameters; IBind 0.1.14 signs without them
-            variants.insert(0, {**query, **signed})
+            variants.insert(0, ({**query, **signed}, True))
         out = []
         for url in self._candidate_urls(request):
-            for variant in variants:
+            for variant, with_query in variants:
                 pairs = "&".join(f"{k}={variant[k]}" for k in sorted(variant))
                 text = prepend + "&".join((request.method, quote_plus(url), quote_plus(pairs)))
-                out.append(text.encode())
+                out.append((text.encode(), with_query))
         return out
 
     async def _live_session_token(self, request: web.Request) -> web.StreamResponse:
@@ -410,7 +421,7 @@ class SimOAuth:
         except ValueError:
             raise Rejected("invalid signature") from None
         public = self._signature_key.public_key()
-        for text in self._base_strings(request, params, prepend=self._secret.hex()):
+        for text, _ in self._base_strings(request, params, prepend=self._secret.hex()):
             try:
                 public.verify(signature, text, padding.PKCS1v15(), hashes.SHA256())
                 break
@@ -450,12 +461,18 @@ class SimOAuth:
         now = time.time()
         for token, expires in lsts:
             key = base64.b64decode(token)
-            if any(hmac.compare_digest(hmac.new(key, t, hashlib.sha256).digest(), signature) for t in texts):
+            for text, with_query in texts:
+                if not hmac.compare_digest(hmac.new(key, text, hashlib.sha256).digest(), signature):
+                    continue
                 if expires <= now:
                     raise Rejected("live session token expired")
                 self._use_nonce(params["oauth_nonce"])
                 with self._lock:
                     self._bump("signed")
+                    if with_query:
+                        self._bump("signed_with_query")
+                    elif request.query_string:
+                        self._bump("signed_without_query")
                 return
         raise Rejected("invalid signature")
 
@@ -567,6 +584,27 @@ class SimOAuth:
             self._bearer_valid(self._state.bearers, session_token, "session token")
             return
         raise Rejected("not authorized")
+
+
+def _der_int(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return b"\x02" + _der_len(len(body)) + body
+
+
+def _der_len(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def dhparam_pem(prime: int, generator: int) -> bytes:
+    """PKCS#3 DH parameters as PEM, like ``openssl dhparam`` writes them."""
+    body = _der_int(prime) + _der_int(generator)
+    der = b"\x30" + _der_len(len(body)) + body
+    b64 = base64.b64encode(der).decode()
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return ("-----BEGIN DH PARAMETERS-----\n" + "\n".join(lines) + "\n-----END DH PARAMETERS-----\n").encode()
 
 
 def _b64url_decode(text: str) -> bytes:
