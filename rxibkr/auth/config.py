@@ -158,7 +158,9 @@ class OAuth1aConfig:
         return cls(**values)
 
     def with_urls(self, rest_url: str, ws_url: str, cacert: str | bool | None = None) -> OAuth1aConfig:
-        return replace(self, rest_url=rest_url, ws_url=ws_url, cacert=self.cacert if cacert is None else cacert)
+        return replace(
+            self, rest_url=rest_url, ws_url=ws_url, cacert=self.cacert if cacert is None else cacert
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -221,7 +223,9 @@ class OAuth2Config:
         values.update(overrides)
         missing = [k for k in ("client_id", "private_key_file", "credential") if not values[k]]
         if missing:
-            raise ValueError("OAuth 2.0 configuration incomplete; set " + ", ".join(p + k.upper() for k in missing))
+            raise ValueError(
+                "OAuth 2.0 configuration incomplete; set " + ", ".join(p + k.upper() for k in missing)
+            )
         return cls(**values)
 
 

@@ -269,4 +269,3 @@ class OAuth1aSession(SignedSession):
 
     def _open_brokerage_session(self) -> None:
         self.init_brokerage_session(compete=self._compete)
-

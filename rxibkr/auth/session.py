@@ -176,7 +176,7 @@ class SignedSession(IbkrSession):
 
     # -- session calls ------------------------------------------------------------------------------
     def init_brokerage_session(self, compete: bool = True) -> Any:
-        """``POST iserver/auth/ssodh/init``: open the brokerage session (needed by ``/iserver`` and the socket)."""
+        """``POST iserver/auth/ssodh/init``: open the brokerage session (for ``/iserver`` and the socket)."""
         return self.request("POST", "iserver/auth/ssodh/init", body={"publish": True, "compete": compete})
 
     def reauthenticate(self) -> Any:
@@ -193,4 +193,3 @@ class SignedSession(IbkrSession):
             return 0.0
         margin = min(self._renew_before, max(0.0, expires - self._issued) * 0.1)
         return max(0.0, expires - margin - self._clock())
-

@@ -172,7 +172,9 @@ class SimOAuth:
             ("private_encryption.pem", self._encryption_key),
             ("oauth2_private_key.pem", self._client_key),
         ):
-            data = key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+            data = key.private_bytes(
+                pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
             _write_private(os.path.join(directory, name), data)
         _write_private(os.path.join(directory, "dhparam.pem"), dhparam_pem(self.prime, self.generator))
         self._dir = directory
@@ -442,7 +444,9 @@ class SimOAuth:
         return json_response(
             {
                 "diffie_hellman_response": format(b_public, "x"),
-                "live_session_token_signature": hmac.new(lst, self.consumer_key.encode(), hashlib.sha1).hexdigest(),
+                "live_session_token_signature": hmac.new(
+                    lst, self.consumer_key.encode(), hashlib.sha1
+                ).hexdigest(),
                 "live_session_token_expiration": int(expires * 1000),
             }
         )

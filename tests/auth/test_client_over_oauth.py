@@ -4,6 +4,7 @@ token renewal without dropping the socket, one renewal after a 401, then the fai
 from __future__ import annotations
 
 import time
+
 import pytest
 
 from rxibkr.auth import OAuth1aConfig, OAuth2Config, SignedSession, oauth_client_options, oauth_session
@@ -129,7 +130,9 @@ def test_401_renews_once_then_succeeds(sim: GatewaySimulator, flow: str) -> None
     assert session.renewals == 1
     assert token_count(sim, flow) == tokens + 1
     # 2.0: the access token expired too, so the SSO session is refused once and a new one is fetched
-    expired = ["live session token expired"] if flow == "1.0a" else ["bearer token expired", "access token expired"]
+    expired = (
+        ["live session token expired"] if flow == "1.0a" else ["bearer token expired", "access token expired"]
+    )
     assert [reason for _path, reason in sim.oauth.rejections] == expired
 
 
@@ -165,4 +168,3 @@ def test_sim_oauth_argument_is_validated() -> None:
         GatewaySimulator(oauth="3.0")
     with pytest.raises(RuntimeError, match="start"):
         _ = GatewaySimulator(oauth="2.0").oauth.oauth2_config  # type: ignore[union-attr]
-

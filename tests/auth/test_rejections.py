@@ -34,7 +34,9 @@ class Http:
         context: ssl.SSLContext = make_ssl_context(sim.cacert or False)
         self.pool = urllib3.PoolManager(ssl_context=context, retries=False)
 
-    def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None) -> tuple[int, Any]:
+    def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> tuple[int, Any]:
         response = self.pool.request(method, url, headers=dict(headers), body=body)
         return response.status, json.loads(response.data) if response.data else None
 
@@ -71,10 +73,14 @@ class OAuth1a:
         url = f"{self.cfg.rest_url}/{oauth1a.LST_ENDPOINT}"
         text = oauth1a.base_string("POST", url, params, prepend=self.prepend)
         params["oauth_signature"] = oauth1a.rsa_sha256_signature(text, key or self.sig_key)
-        status, data = self.http.send("POST", url, {"Authorization": oauth1a.authorization_header(params, self.cfg.realm)})
+        status, data = self.http.send(
+            "POST", url, {"Authorization": oauth1a.authorization_header(params, self.cfg.realm)}
+        )
         if status == 200:
             token = oauth1a.live_session_token(self.p, a, data["diffie_hellman_response"], self.prepend)
-            assert oauth1a.validate_live_session_token(token, data["live_session_token_signature"], self.cfg.consumer_key)
+            assert oauth1a.validate_live_session_token(
+                token, data["live_session_token_signature"], self.cfg.consumer_key
+            )
             self.lst = token
         return status, data
 
@@ -164,7 +170,9 @@ def test_lst_request_signed_with_the_wrong_key(c1: OAuth1a) -> None:
 
 def test_lst_request_with_a_wrong_token_or_old_timestamp(c1: OAuth1a) -> None:
     assert reason(c1.lst_request(oauth_token="f" * 20)[1]) == "invalid token"
-    assert reason(c1.lst_request(oauth_timestamp=str(int(time.time()) - 3600))[1]) == "timestamp out of window"
+    assert (
+        reason(c1.lst_request(oauth_timestamp=str(int(time.time()) - 3600))[1]) == "timestamp out of window"
+    )
 
 
 def test_lst_request_with_hmac_method(c1: OAuth1a) -> None:
@@ -187,9 +195,17 @@ class OAuth2:
         self.http = Http(sim)
         self.key = oauth1a.load_private_key(self.cfg.private_key_file, "key")
 
-    def token(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **claims: Any) -> tuple[int, Any]:
+    def token(
+        self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **claims: Any
+    ) -> tuple[int, Any]:
         now = int(time.time())
-        base = {"iss": self.cfg.client_id, "sub": self.cfg.client_id, "aud": "/token", "exp": now + 20, "iat": now - 10}
+        base = {
+            "iss": self.cfg.client_id,
+            "sub": self.cfg.client_id,
+            "aud": "/token",
+            "exp": now + 20,
+            "iat": now - 10,
+        }
         base.update(claims)
         form = {
             "grant_type": "client_credentials",
@@ -206,7 +222,13 @@ class OAuth2:
 
     def sso(self, access_token: str, **claims: Any) -> tuple[int, Any]:
         now = int(time.time())
-        base = {"credential": self.cfg.credential, "iss": self.cfg.client_id, "exp": now + 60, "iat": now, "ip": "127.0.0.1"}
+        base = {
+            "credential": self.cfg.credential,
+            "iss": self.cfg.client_id,
+            "exp": now + 60,
+            "iat": now,
+            "ip": "127.0.0.1",
+        }
         base.update(claims)
         return self.http.send(
             "POST",
@@ -253,7 +275,7 @@ def test_client_assertion_wrong_audience_issuer_or_kid(c2: OAuth2) -> None:
 
 def test_sso_session_with_a_wrong_or_expired_access_token(sim: GatewaySimulator, c2: OAuth2) -> None:
     assert reason(c2.sso("not-a-token")[1]) == "invalid access token"
-    status, data = c2.token()
+    _status, data = c2.token()
     access = data["access_token"]
     assert sim.oauth is not None
     sim.oauth.expire_tokens()
@@ -261,7 +283,7 @@ def test_sso_session_with_a_wrong_or_expired_access_token(sim: GatewaySimulator,
 
 
 def test_sso_session_for_another_credential(c2: OAuth2) -> None:
-    status, data = c2.token()
+    _status, data = c2.token()
     assert reason(c2.sso(data["access_token"], credential="someoneelse")[1]) == "invalid credential"
 
 
@@ -271,7 +293,9 @@ def test_wrong_and_expired_bearer(sim: GatewaySimulator, c2: OAuth2) -> None:
     bearer = c2.bearer()
     assert sim.oauth is not None
     sim.oauth.expire_tokens()
-    assert reason(c2.http.send("POST", url, {"Authorization": f"Bearer {bearer}"})[1]) == "bearer token expired"
+    assert (
+        reason(c2.http.send("POST", url, {"Authorization": f"Bearer {bearer}"})[1]) == "bearer token expired"
+    )
 
 
 def test_socket_with_a_wrong_or_expired_session_token(sim: GatewaySimulator, c2: OAuth2) -> None:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rxibkr.auth import AuthError, OAuth1aConfig, OAuth2Config, config_from_env, oauth_client_options, oauth_session
+from rxibkr.auth import (
+    AuthError,
+    OAuth1aConfig,
+    OAuth2Config,
+    config_from_env,
+    oauth_client_options,
+    oauth_session,
+)
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ErrorEvent
 from rxibkr.io.rest import SessionError
@@ -53,7 +60,7 @@ def test_no_secret_in_logs_reprs_recordings_or_errors(
     texts += [str(e) for e in errors] + [repr(e) for e in errors]
     texts += [r.getMessage() for r in caplog.records] + [caplog.text]
     texts.append(recording.read_text())
-    secrets = issued + [sim.oauth.consumer_key, sim.oauth.client_id]
+    secrets = [*issued, sim.oauth.consumer_key, sim.oauth.client_id]
     assert len(secrets) >= 6  # access token, encrypted secret, 2 LSTs or 2 access tokens + 2 bearers, ids
     blob = "\n".join(texts)
     for secret in secrets:
