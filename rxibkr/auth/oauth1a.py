@@ -197,9 +197,15 @@ class OAuth1aSession(SignedSession):
         clock: Callable[[], float] = time.time,
         renew_before: float = 600.0,
         compete: bool = True,
+        reopen_brokerage: bool = True,
     ) -> None:
         super().__init__(
-            config.rest_url, cacert=config.cacert, timeout=timeout, clock=clock, renew_before=renew_before
+            config.rest_url,
+            cacert=config.cacert,
+            timeout=timeout,
+            clock=clock,
+            renew_before=renew_before,
+            reopen_brokerage=reopen_brokerage,
         )
         self._config = config
         self._compete = compete

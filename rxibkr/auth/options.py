@@ -17,8 +17,14 @@ def oauth_session(
     clock: Callable[[], float] = time.time,
     renew_before: float | None = None,
     compete: bool = True,
+    reopen_brokerage: bool = True,
 ) -> SignedSession:
-    """The signed REST session for ``config`` (OAuth 1.0a or 2.0). No network call yet."""
+    """The signed REST session for ``config`` (OAuth 1.0a or 2.0). No network call yet.
+
+    timeout: seconds per HTTP call. clock: the time source for expiry decisions. renew_before: renew
+    the token at most this many seconds before it expires (default 600 for the LST, 300 for the
+    bearer; never earlier than the last 10 % of its life). compete: ``ssodh/init`` takes over a
+    competing brokerage session. reopen_brokerage: ``auth_status()`` re-opens a lapsed session."""
     if isinstance(config, OAuth1aConfig):
         from rxibkr.auth.oauth1a import OAuth1aSession
 
@@ -28,6 +34,7 @@ def oauth_session(
             clock=clock,
             renew_before=600.0 if renew_before is None else renew_before,
             compete=compete,
+            reopen_brokerage=reopen_brokerage,
         )
     if isinstance(config, OAuth2Config):
         from rxibkr.auth.oauth2 import OAuth2Session
@@ -38,6 +45,7 @@ def oauth_session(
             clock=clock,
             renew_before=300.0 if renew_before is None else renew_before,
             compete=compete,
+            reopen_brokerage=reopen_brokerage,
         )
     raise TypeError(f"config: expected OAuth1aConfig or OAuth2Config, got {type(config).__name__}")
 

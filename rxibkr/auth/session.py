@@ -33,8 +33,10 @@ class SignedSession(IbkrSession):
         timeout: float,
         clock: Callable[[], float],
         renew_before: float,
+        reopen_brokerage: bool = True,
     ) -> None:
         super().__init__(rest_url, cacert=cacert, timeout=timeout)
+        self._reopen = reopen_brokerage
         self.cacert = cacert
         if not renew_before >= 0:
             raise ValueError(f"renew_before: expected seconds >= 0, got {renew_before!r}")
@@ -81,17 +83,19 @@ class SignedSession(IbkrSession):
         return self._renewals
 
     def login(self) -> None:
-        """Obtain the token and open the brokerage session (done by the first call anyway)."""
+        """Obtain the token and open the brokerage session (done by the first call anyway).
+
+        Other threads wait until the brokerage session is open; the opening call itself passes."""
         with self._token_lock:
             self._ensure_token()
             if self._brokerage_open:
                 return
             self._brokerage_open = True
-        try:
-            self._open_brokerage_session()
-        except BaseException:
-            self._brokerage_open = False
-            raise
+            try:
+                self._open_brokerage_session()
+            except BaseException:
+                self._brokerage_open = False
+                raise
 
     def _fetch(self, renewal: bool) -> None:
         issued = self._clock()
@@ -178,6 +182,17 @@ class SignedSession(IbkrSession):
     def init_brokerage_session(self, compete: bool = True) -> Any:
         """``POST iserver/auth/ssodh/init``: open the brokerage session (for ``/iserver`` and the socket)."""
         return self.request("POST", "iserver/auth/ssodh/init", body={"publish": True, "compete": compete})
+
+    def auth_status(self) -> dict[str, Any]:
+        """``iserver/auth/status``; over OAuth a lapsed brokerage session (not taken over by a
+        competing one) is re-opened here with ``ssodh/init``, as a gateway would do on its own, so a
+        client polling the status after an authentication loss gets its session back."""
+        status = super().auth_status()
+        if self._reopen and not status.get("authenticated") and not status.get("competing"):
+            _LOGGER.info("%s: brokerage session lapsed; re-opening it", type(self).__name__)
+            self.init_brokerage_session()
+            status = super().auth_status()
+        return status
 
     def reauthenticate(self) -> Any:
         """Over OAuth the brokerage session is re-opened with ``ssodh/init``."""

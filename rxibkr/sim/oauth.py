@@ -237,6 +237,42 @@ class SimOAuth:
             cacert=cacert,
         )
 
+    def client_env(self, flow: str = "1.0a") -> dict[str, str]:
+        """``RXIBKR_OAUTH1A_*`` or ``RXIBKR_OAUTH2_*`` variables for this simulator (what ``rxibkr sim
+        --oauth`` can print for ``rxibkr demo --oauth1a`` in another shell). They hold credentials:
+        test credentials of this simulator only."""
+        if flow == "1.0a":
+            one = self.oauth1a_config
+            p = "RXIBKR_OAUTH1A_"
+            return {
+                p + "CONSUMER_KEY": one.consumer_key,
+                p + "ACCESS_TOKEN": one.access_token,
+                p + "ACCESS_TOKEN_SECRET": one.access_token_secret,
+                p + "SIGNATURE_KEY_FILE": one.signature_key_file,
+                p + "ENCRYPTION_KEY_FILE": one.encryption_key_file,
+                p + "DH_PARAM_FILE": self.path("dhparam.pem"),
+                p + "REALM": one.realm,
+                p + "REST_URL": one.rest_url,
+                p + "WS_URL": one.ws_url,
+                p + "CACERT": str(one.cacert),
+            }
+        if flow == "2.0":
+            two = self.oauth2_config
+            p = "RXIBKR_OAUTH2_"
+            return {
+                p + "CLIENT_ID": two.client_id,
+                p + "KEY_ID": two.key_id,
+                p + "PRIVATE_KEY_FILE": two.private_key_file,
+                p + "CREDENTIAL": two.credential,
+                p + "IP": two.ip or "",
+                p + "OAUTH2_URL": two.oauth2_url,
+                p + "GATEWAY_URL": two.gateway_url,
+                p + "REST_URL": two.rest_url,
+                p + "WS_URL": two.ws_url,
+                p + "CACERT": str(two.cacert),
+            }
+        raise ValueError(f"flow: expected '1.0a' or '2.0', got {flow!r}")
+
     def ibind_env(self) -> dict[str, str]:
         """IBind 0.1.14's ``IBIND_*`` variables for this simulator (OAuth 1.0a)."""
         rest_url, ws_url, cacert = self._urls()

@@ -168,3 +168,23 @@ def test_sim_oauth_argument_is_validated() -> None:
         GatewaySimulator(oauth="3.0")
     with pytest.raises(RuntimeError, match="start"):
         _ = GatewaySimulator(oauth="2.0").oauth.oauth2_config  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_lapsed_brokerage_session_is_reopened_and_streams_resume(sim: GatewaySimulator, flow: str) -> None:
+    """The gateway re-opens a lapsed brokerage session by itself; over OAuth the session's auth_status
+    (which the client polls after an authentication loss) re-opens it with ssodh/init."""
+    options = oauth_client_options(config_for(sim, flow))
+    client = IbkrWsClient(**options, **CLIENT)
+    try:
+        assert client.start() is True
+        got = market_data(client)
+        assert wait_until(lambda: len(got) >= 2, 5)
+        sim.set_authenticated(False)
+        assert wait_until(lambda: sim.authenticated, 10), "brokerage session not re-opened"
+        assert sim.oauth is not None and sim.oauth.count("ssodh_init") == 2
+        assert wait_until(lambda: client.ready, 10)
+        n = len(got)
+        assert wait_until(lambda: len(got) >= n + 3, 10), "market data did not resume"
+    finally:
+        client.shutdown()

@@ -119,3 +119,11 @@ def test_incomplete_or_bad_configuration_is_named(tmp_path: Path) -> None:
         OAuth1aConfig("K", "T", "S", str(junk), str(junk), dh_prime="xyz")
     with pytest.raises(ValueError, match="flow"):
         config_from_env("3")
+
+
+@pytest.mark.parametrize("flow", ["1.0a", "2.0"])
+def test_simulator_client_env_round_trips(sim: GatewaySimulator, flow: str) -> None:
+    assert sim.oauth is not None
+    env = sim.oauth.client_env(flow)
+    config = OAuth1aConfig.from_env(env) if flow == "1.0a" else OAuth2Config.from_env(env)
+    assert oauth_session(config).tickle()["session"] == sim.session_id
