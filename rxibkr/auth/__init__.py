@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rxibkr.auth.config import AuthError, OAuth1aConfig, OAuth2Config
+from rxibkr.auth.config import AuthError, OAuth1aConfig, OAuth2Config, config_from_mapping
 from rxibkr.auth.options import oauth_client_options, oauth_session
 from rxibkr.auth.session import SignedSession
 
@@ -50,6 +50,7 @@ __all__ = [
     "OAuth2Session",
     "SignedSession",
     "config_from_env",
+    "config_from_mapping",
     "oauth_client_options",
     "oauth_session",
 ]

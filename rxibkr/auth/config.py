@@ -230,3 +230,22 @@ class OAuth2Config:
 
 
 OAuthConfig = OAuth1aConfig | OAuth2Config
+
+
+def config_from_mapping(values: Mapping[str, Any]) -> OAuth1aConfig | OAuth2Config:
+    """A config from its fields as a mapping (a parsed JSON/TOML file, or a simulator's
+    ``sim.oauth.oauth1a_config``): ``consumer_key`` makes it OAuth 1.0a, ``client_id`` OAuth 2.0."""
+    if not isinstance(values, Mapping):
+        raise TypeError(f"config: expected a mapping of OAuth settings, got {type(values).__name__}")
+    names1 = {f.name for f in fields(OAuth1aConfig)}
+    names2 = {f.name for f in fields(OAuth2Config)}
+    if "consumer_key" in values:
+        kind, names = OAuth1aConfig, names1
+    elif "client_id" in values:
+        kind, names = OAuth2Config, names2  # type: ignore[assignment]
+    else:
+        raise ValueError("config: expected consumer_key (OAuth 1.0a) or client_id (OAuth 2.0)")
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"config: unknown {kind.__name__} settings: {', '.join(unknown)}")
+    return kind(**values)

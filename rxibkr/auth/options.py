@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from rxibkr.auth.config import OAuth1aConfig, OAuth2Config
+from rxibkr.auth.config import OAuth1aConfig, OAuth2Config, config_from_mapping
 from rxibkr.auth.session import SignedSession
 
 
 def oauth_session(
-    config: OAuth1aConfig | OAuth2Config,
+    config: OAuth1aConfig | OAuth2Config | Mapping[str, Any],
     *,
     timeout: float = 10.0,
     clock: Callable[[], float] = time.time,
@@ -19,12 +19,15 @@ def oauth_session(
     compete: bool = True,
     reopen_brokerage: bool = True,
 ) -> SignedSession:
-    """The signed REST session for ``config`` (OAuth 1.0a or 2.0). No network call yet.
+    """The signed REST session for ``config`` (OAuth 1.0a or 2.0, or its fields as a mapping).
+    No network call yet.
 
     timeout: seconds per HTTP call. clock: the time source for expiry decisions. renew_before: renew
     the token at most this many seconds before it expires (default 600 for the LST, 300 for the
     bearer; never earlier than the last 10 % of its life). compete: ``ssodh/init`` takes over a
     competing brokerage session. reopen_brokerage: ``auth_status()`` re-opens a lapsed session."""
+    if isinstance(config, Mapping):
+        config = config_from_mapping(config)
     if isinstance(config, OAuth1aConfig):
         from rxibkr.auth.oauth1a import OAuth1aSession
 
@@ -51,7 +54,7 @@ def oauth_session(
 
 
 def oauth_client_options(
-    config: OAuth1aConfig | OAuth2Config | SignedSession,
+    config: OAuth1aConfig | OAuth2Config | Mapping[str, Any] | SignedSession,
     *,
     timeout: float = 10.0,
     clock: Callable[[], float] = time.time,

@@ -3,7 +3,9 @@
 ``GatewaySimulator(oauth="1.0a" | "2.0" | True | SimOAuth(...))`` generates the consumer's RSA keys
 (signature, encryption, OAuth 2.0 client key), takes the 2048-bit MODP group of RFC 3526 as DH
 parameters, writes the private keys and ``dhparam.pem`` to a temporary directory at ``start()`` and
-hands back matching client configs (:attr:`SimOAuth.oauth1a_config`, :attr:`SimOAuth.oauth2_config`).
+hands back matching client configurations (:attr:`SimOAuth.oauth1a_config`,
+:attr:`SimOAuth.oauth2_config`: the keyword arguments of ``rxibkr.auth.OAuth1aConfig`` /
+``OAuth2Config``; the simulator imports nothing of rxibkr outside ``rxibkr.sim``).
 
 Then every ``/v1/api`` request must be signed (OAuth 1.0a: HMAC-SHA256 with a live session token) or
 carry a valid SSO bearer (OAuth 2.0), the socket upgrade must carry ``?oauth_token=<access token>`` or
@@ -43,7 +45,6 @@ from rxibkr.sim.gateway import Gateway
 from rxibkr.sim.rest import PREFIX, json_response
 
 if TYPE_CHECKING:
-    from rxibkr.auth.config import OAuth1aConfig, OAuth2Config
     from rxibkr.sim.server import GatewaySimulator
 
 log = logging.getLogger(__name__)
@@ -198,12 +199,12 @@ class SimOAuth:
         return sim.rest_url, sim.ws_url, sim.cacert if sim.cacert is not None else False
 
     @property
-    def oauth1a_config(self) -> OAuth1aConfig:
-        """A client config matching this simulator (keys in the temp dir, URLs and CA of the simulator)."""
-        from rxibkr.auth.config import OAuth1aConfig
-
+    def oauth1a_config(self) -> dict[str, Any]:
+        """The client configuration matching this simulator, as the keyword arguments of
+        ``rxibkr.auth.OAuth1aConfig`` (which ``oauth_client_options`` also takes as they are): keys in
+        the temp dir, URLs and CA of the simulator. Test credentials of this simulator only."""
         rest_url, ws_url, cacert = self._urls()
-        return OAuth1aConfig(
+        return dict(
             consumer_key=self.consumer_key,
             access_token=self.access_token,
             access_token_secret=self.encrypted_secret,
@@ -218,13 +219,12 @@ class SimOAuth:
         )
 
     @property
-    def oauth2_config(self) -> OAuth2Config:
-        from rxibkr.auth.config import OAuth2Config
-
+    def oauth2_config(self) -> dict[str, Any]:
+        """Like :attr:`oauth1a_config`, for ``rxibkr.auth.OAuth2Config``."""
         rest_url, ws_url, cacert = self._urls()
         root = rest_url[: -len(PREFIX)]
         username = self._sim.config.username if self._sim is not None else "simuser"
-        return OAuth2Config(
+        return dict(
             client_id=self.client_id,
             key_id=self.key_id,
             private_key_file=self.path("oauth2_private_key.pem"),
@@ -245,31 +245,31 @@ class SimOAuth:
             one = self.oauth1a_config
             p = "RXIBKR_OAUTH1A_"
             return {
-                p + "CONSUMER_KEY": one.consumer_key,
-                p + "ACCESS_TOKEN": one.access_token,
-                p + "ACCESS_TOKEN_SECRET": one.access_token_secret,
-                p + "SIGNATURE_KEY_FILE": one.signature_key_file,
-                p + "ENCRYPTION_KEY_FILE": one.encryption_key_file,
+                p + "CONSUMER_KEY": one["consumer_key"],
+                p + "ACCESS_TOKEN": one["access_token"],
+                p + "ACCESS_TOKEN_SECRET": one["access_token_secret"],
+                p + "SIGNATURE_KEY_FILE": one["signature_key_file"],
+                p + "ENCRYPTION_KEY_FILE": one["encryption_key_file"],
                 p + "DH_PARAM_FILE": self.path("dhparam.pem"),
-                p + "REALM": one.realm,
-                p + "REST_URL": one.rest_url,
-                p + "WS_URL": one.ws_url,
-                p + "CACERT": str(one.cacert),
+                p + "REALM": one["realm"],
+                p + "REST_URL": one["rest_url"],
+                p + "WS_URL": one["ws_url"],
+                p + "CACERT": str(one["cacert"]),
             }
         if flow == "2.0":
             two = self.oauth2_config
             p = "RXIBKR_OAUTH2_"
             return {
-                p + "CLIENT_ID": two.client_id,
-                p + "KEY_ID": two.key_id,
-                p + "PRIVATE_KEY_FILE": two.private_key_file,
-                p + "CREDENTIAL": two.credential,
-                p + "IP": two.ip or "",
-                p + "OAUTH2_URL": two.oauth2_url,
-                p + "GATEWAY_URL": two.gateway_url,
-                p + "REST_URL": two.rest_url,
-                p + "WS_URL": two.ws_url,
-                p + "CACERT": str(two.cacert),
+                p + "CLIENT_ID": two["client_id"],
+                p + "KEY_ID": two["key_id"],
+                p + "PRIVATE_KEY_FILE": two["private_key_file"],
+                p + "CREDENTIAL": two["credential"],
+                p + "IP": two["ip"],
+                p + "OAUTH2_URL": two["oauth2_url"],
+                p + "GATEWAY_URL": two["gateway_url"],
+                p + "REST_URL": two["rest_url"],
+                p + "WS_URL": two["ws_url"],
+                p + "CACERT": str(two["cacert"]),
             }
         raise ValueError(f"flow: expected '1.0a' or '2.0', got {flow!r}")
 

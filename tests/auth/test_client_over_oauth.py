@@ -21,7 +21,9 @@ FLOWS = ["1.0a", "2.0"]
 
 def config_for(sim: GatewaySimulator, flow: str) -> OAuth1aConfig | OAuth2Config:
     assert sim.oauth is not None
-    return sim.oauth.oauth1a_config if flow == "1.0a" else sim.oauth.oauth2_config
+    if flow == "1.0a":
+        return OAuth1aConfig(**sim.oauth.oauth1a_config)
+    return OAuth2Config(**sim.oauth.oauth2_config)
 
 
 def auth_count(sim: GatewaySimulator, flow: str) -> int:

@@ -46,7 +46,7 @@ class OAuth1a:
 
     def __init__(self, sim: GatewaySimulator) -> None:
         assert sim.oauth is not None
-        self.cfg: OAuth1aConfig = sim.oauth.oauth1a_config
+        self.cfg = OAuth1aConfig(**sim.oauth.oauth1a_config)
         self.http = Http(sim)
         self.sig_key = oauth1a.load_private_key(self.cfg.signature_key_file, "sig")
         enc_key = oauth1a.load_private_key(self.cfg.encryption_key_file, "enc")
@@ -191,7 +191,7 @@ def test_socket_with_a_wrong_oauth_token(sim: GatewaySimulator) -> None:
 class OAuth2:
     def __init__(self, sim: GatewaySimulator) -> None:
         assert sim.oauth is not None
-        self.cfg: OAuth2Config = sim.oauth.oauth2_config
+        self.cfg = OAuth2Config(**sim.oauth.oauth2_config)
         self.http = Http(sim)
         self.key = oauth1a.load_private_key(self.cfg.private_key_file, "key")
 

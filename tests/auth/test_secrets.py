@@ -12,6 +12,7 @@ from rxibkr.auth import (
     OAuth1aConfig,
     OAuth2Config,
     config_from_env,
+    config_from_mapping,
     oauth_client_options,
     oauth_session,
 )
@@ -29,7 +30,7 @@ def test_no_secret_in_logs_reprs_recordings_or_errors(
     sim: GatewaySimulator, flow: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert sim.oauth is not None
-    config = sim.oauth.oauth1a_config if flow == "1.0a" else sim.oauth.oauth2_config
+    config = config_from_mapping(sim.oauth.oauth1a_config if flow == "1.0a" else sim.oauth.oauth2_config)
     caplog.set_level(logging.DEBUG)
     texts: list[str] = [repr(config), str(config)]
     options = oauth_client_options(config)
@@ -70,7 +71,7 @@ def test_no_secret_in_logs_reprs_recordings_or_errors(
 
 def test_config_from_environment(sim: GatewaySimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sim.oauth is not None
-    one = sim.oauth.oauth1a_config
+    one = OAuth1aConfig(**sim.oauth.oauth1a_config)
     env = {
         "RXIBKR_OAUTH1A_CONSUMER_KEY": one.consumer_key,
         "RXIBKR_OAUTH1A_ACCESS_TOKEN": one.access_token,
@@ -88,7 +89,7 @@ def test_config_from_environment(sim: GatewaySimulator, monkeypatch: pytest.Monk
     assert isinstance(config, OAuth1aConfig) and config.dh_prime == "" and config.cacert == one.cacert
     assert oauth_session(config).tickle()["session"] == sim.session_id
 
-    two = sim.oauth.oauth2_config
+    two = OAuth2Config(**sim.oauth.oauth2_config)
     environ = {
         "RXIBKR_OAUTH2_CLIENT_ID": two.client_id,
         "RXIBKR_OAUTH2_PRIVATE_KEY_FILE": two.private_key_file,
@@ -119,6 +120,10 @@ def test_incomplete_or_bad_configuration_is_named(tmp_path: Path) -> None:
         OAuth1aConfig("K", "T", "S", str(junk), str(junk), dh_prime="xyz")
     with pytest.raises(ValueError, match="flow"):
         config_from_env("3")
+    with pytest.raises(ValueError, match=r"consumer_key .* or client_id"):
+        config_from_mapping({})
+    with pytest.raises(ValueError, match="unknown OAuth2Config settings: colour"):
+        config_from_mapping({"client_id": "x", "colour": "red"})
 
 
 @pytest.mark.parametrize("flow", ["1.0a", "2.0"])
