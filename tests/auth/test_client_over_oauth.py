@@ -206,7 +206,7 @@ def test_oauth2_reconnect_after_bearer_renewal_uses_the_new_bearer(sim: GatewayS
         assert sim.oauth is not None
         sim.oauth.expire_tokens()  # the bearer in the URL expires; the next tickle renews it
         sim.drop_connections()
-        assert wait_until(lambda: sim.total_connections >= 2 and client.ready, 10)
+        assert wait_until(lambda: sim.total_connections >= 2 and client.ready, 4)
         assert ("/v1/api/ws", "session token expired") not in sim.oauth.rejections
     finally:
         client.shutdown()
