@@ -8,8 +8,9 @@
 2. ``POST {gateway_url}/api/v1/sso-sessions`` with ``Authorization: Bearer <access token>`` and an
    RS256 JWT body (``Content-Type: application/jwt``; claims ``iss``, ``credential``, ``ip``, ``iat``,
    ``exp``) -> the SSO bearer token;
-3. REST calls carry ``Authorization: Bearer <bearer>``; ``iserver/auth/ssodh/init`` opens the
-   brokerage session; the socket is opened at ``ws_url?sessionToken=<bearer>``.
+3. REST calls carry ``Authorization: Bearer <bearer>``; ``GET sso/validate`` then
+   ``iserver/auth/ssodh/init`` open the brokerage session; the socket is opened at
+   ``ws_url?sessionToken=<bearer>``.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class OAuth2Session(SignedSession):
         return {"Authorization": f"Bearer {self._bearer}"}
 
     def _open_brokerage_session(self) -> None:
+        self.request("GET", "sso/validate")  # IBKR's OAuth 2.0 sequence validates the SSO session first
         self.init_brokerage_session(compete=self._compete)
 
 
