@@ -17,6 +17,7 @@ from aiohttp import web
 from rxibkr.sim.app import WS_PATH, build_app
 from rxibkr.sim.config import DEFAULT_UNAVAILABLE_CONIDS, SimConfig
 from rxibkr.sim.gateway import Gateway, ReceivedFrame, address_filter
+from rxibkr.sim.oauth import SimOAuth, make_sim_oauth
 from rxibkr.sim.orders import full_object
 from rxibkr.sim.rest import PREFIX
 from rxibkr.sim.tls import TlsMaterial
@@ -95,6 +96,9 @@ class GatewaySimulator:
         session_timeout: if set, the brokerage session lapses when neither ``/tickle`` nor ``tic``
             was seen for that many seconds: REST then says unauthenticated and every stream stops
             without any frame (the socket "goes quiet", as observed live). Default None = never.
+        oauth: serve IBKR's OAuth instead of a logged-in gateway: ``"1.0a"``, ``"2.0"``, True (both)
+            or a :class:`rxibkr.sim.oauth.SimOAuth`; :attr:`oauth` then hands out matching client
+            configs (``sim.oauth.oauth1a_config`` / ``oauth2_config``). See ``rxibkr/sim/oauth.py``.
 
     Faults (any thread, while running): :meth:`drop_connections`, :meth:`pause_heartbeats`,
     :meth:`resume_heartbeats`, :meth:`stop_pongs`, :meth:`resume_pongs`, :meth:`set_authenticated`,
@@ -168,6 +172,7 @@ class GatewaySimulator:
         record_sent: bool = False,
         session_id: str | None = None,
         session_timeout: float | None = None,
+        oauth: SimOAuth | str | bool | None = None,
     ) -> None:
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
@@ -232,6 +237,7 @@ class GatewaySimulator:
             else _positive("session_timeout", session_timeout),
         )
         address_filter(self._config.allowed_hosts)
+        self.oauth: SimOAuth | None = make_sim_oauth(oauth)  # OAuth hook (rxibkr/sim/oauth.py)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -248,6 +254,9 @@ class GatewaySimulator:
                 return self
             cfg = self._config
             self._tls = TlsMaterial.create(("127.0.0.1", "localhost", "::1", cfg.host)) if cfg.tls else None
+            if self.oauth is not None:  # OAuth hook: key files for the client
+                self.oauth.bind(self)
+                self.oauth.write_files()
             loop = asyncio.new_event_loop()
             ready = threading.Event()
             errors: list[BaseException] = []
@@ -293,9 +302,10 @@ class GatewaySimulator:
 
     async def _astart(self, loop: asyncio.AbstractEventLoop) -> None:
         gateway = Gateway(self._config, loop)
-        runner = web.AppRunner(
-            build_app(gateway), access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
+        app = build_app(gateway)
+        if self.oauth is not None:  # OAuth hook: middleware and a closed brokerage session
+            self.oauth.install(app, gateway)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(
             runner, self._config.host, self._config.port, ssl_context=self._tls.context if self._tls else None
@@ -335,6 +345,8 @@ class GatewaySimulator:
             if self._tls is not None:
                 self._tls.cleanup()
                 self._tls = None
+            if self.oauth is not None:  # OAuth hook: remove the key files
+                self.oauth.cleanup()
 
     @property
     def running(self) -> bool:

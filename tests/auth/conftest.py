@@ -1,0 +1,42 @@
+"""Fixtures: a simulator serving both OAuth flows with generated keys, and helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("cryptography")
+
+from rxibkr.sim import GatewaySimulator
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+FAST: dict[str, Any] = dict(heartbeat_interval=0.2, md_interval=0.02, greeting_delay=0.01)
+
+
+@pytest.fixture
+def sim() -> Iterator[GatewaySimulator]:
+    with GatewaySimulator(oauth=True, **FAST) as simulator:
+        yield simulator
+
+
+CLIENT: dict[str, Any] = dict(
+    timeout=3,
+    ping_interval=0.2,
+    max_ping_interval=1.0,
+    subscription_timeout=0.5,
+    subscription_retries=3,
+    reconnect_backoff=(0.05, 0.5),
+)
