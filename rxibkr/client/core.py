@@ -458,6 +458,8 @@ class IbkrWsClient:
         with self._start_lock:
             if waiter in self._start_waiters:
                 self._start_waiters.remove(waiter)
+        if self._shut_down:  # shut down meanwhile (perhaps by an observer): return once it is done
+            self._driver.finished.wait(max(10.0, self._timeout * 2))
         if waiter[1]:  # confirmed, even if the connection has dropped again since
             return True
         if not waiter[0].is_set():

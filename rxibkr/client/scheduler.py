@@ -4,11 +4,13 @@ from one of its own actions.
 reactivex 4.0's loop checks for disposal only at the top of a cycle; disposed from inside an action,
 it then waits on its condition forever when no timer is queued (or until the next timer is due):
 ``shutdown()`` called by an observer on the control thread left the thread behind. Here the waits
-check for disposal first, and cancelled timers never keep the thread alive.
+check for disposal first, and cancelled timers are dropped at once (they never keep the thread
+alive, nor their closures in memory).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import deque
 from typing import Any
@@ -48,8 +50,12 @@ class ControlScheduler(EventLoopScheduler):
                     return
                 if self._ready_list:
                     continue
-                while self._queue and self._queue.peek().is_cancelled():
-                    self._queue.dequeue()  # a cancelled timer must not keep the loop waiting
+                items = self._queue.items
+                if any(entry[0].is_cancelled() for entry in items):
+                    # a cancelled timer must neither keep the loop waiting nor hold its closure
+                    # until its due time (a renewal timer is due in minutes)
+                    items[:] = [entry for entry in items if not entry[0].is_cancelled()]
+                    heapq.heapify(items)
                 if self._queue:
                     seconds = (self._queue.peek().duetime - self.now).total_seconds()
                     if seconds > 0:

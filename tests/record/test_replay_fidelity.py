@@ -89,11 +89,12 @@ def test_a_client_reset_the_replaying_client_does_not_repeat_is_forced_when_the_
 
 
 def test_a_connection_without_greeting_replays_without_one() -> None:
-    """What some live gateways do: data and heartbeats, no system/sts; replay adds nothing."""
+    """What some live gateways do: data and heartbeats, no system/sts; replay adds nothing, and the
+    client confirms the session from the data itself, as it does against such a gateway."""
     run = Run([HEADER, *connection(1, 0.0, [1, 2], greeting=False)])
     run.advance(3)
     assert run.transport.synthesized == []
-    assert run.client.state.value is not ConnectionState.AUTHENTICATED
+    assert run.client.state.value is ConnectionState.AUTHENTICATED
     run.client.shutdown()
 
 
@@ -101,7 +102,8 @@ def test_greeting_synthesis_only_on_request_for_old_recordings() -> None:
     old = [frame(0.0, frames.smd(265598, last=1))]  # format 1, began mid-session: no open, no greeting
     plain = Run(old)
     plain.advance(3)
-    assert plain.transport.synthesized == [] and plain.client.state.value is not ConnectionState.AUTHENTICATED
+    assert plain.transport.synthesized == []  # nothing made up; the data alone confirms the session
+    assert plain.client.state.value is ConnectionState.AUTHENTICATED
     plain.client.shutdown()
     asked = Run(old, synthesize_greeting=True)
     asked.advance(3)
