@@ -19,7 +19,7 @@ import os
 import random
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -29,6 +29,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from rxibkr.auth import oauth_client_options
 from rxibkr.client import config as cfg
 from rxibkr.client.driver import Driver
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
@@ -152,11 +153,13 @@ class IbkrWsClient:
     ``RXIBKR_WS_MAX_PING_INTERVAL`` (20), ``RXIBKR_WS_TIMEOUT`` (5), ``RXIBKR_CACERT`` (False),
     ``RXIBKR_WS_SUBSCRIPTION_RETRIES`` (5), ``RXIBKR_WS_SUBSCRIPTION_TIMEOUT`` (2).
 
-    Keyword-only extras: ``scheduler`` (the control scheduler; default one ``EventLoopScheduler`` per
-    client), ``transport`` (replaces the websocket-client transport: fakes, replay), ``start``,
+    Keyword-only extras: ``scheduler`` (the control scheduler; default one per
+    client: a ``ControlScheduler`` thread), ``transport`` (replaces the websocket-client transport: fakes, replay), ``start``,
     ``tic_interval`` (60 s, ``tic`` on the socket), ``tickle_interval`` (60 s, REST tickle),
     ``md_renewal_interval`` (540 s: ``smd`` re-sent before the gateway's 10-minute expiry),
-    ``reconnect_backoff`` ((first, max) seconds), ``max_reconnect_attempts`` (None: keep trying).
+    ``reconnect_backoff`` ((first, max) seconds), ``max_reconnect_attempts`` (None: keep trying),
+    ``oauth`` (connect to IBKR without a gateway: an ``rxibkr.auth`` OAuth 1.0a or 2.0 config, a
+    mapping, or a signed session; it supplies ``url``, ``ibkr_client`` and ``cacert`` unless given).
     """
 
     def __init__(
@@ -190,7 +193,13 @@ class IbkrWsClient:
         reconnect_backoff: tuple[float, float] = (0.25, 30.0),
         max_reconnect_attempts: int | None = None,
         reconnect_jitter: bool = True,
+        oauth: Any = None,
     ) -> None:
+        if oauth is not None:  # no gateway: IBKR's servers over OAuth 1.0a or 2.0 (rxibkr.auth)
+            options = oauth_client_options(oauth, timeout=cfg.float_or_env(timeout, "RXIBKR_WS_TIMEOUT", 5.0))
+            url = options["url"] if url is cfg.ENV or url is None else url
+            ibkr_client = options["ibkr_client"] if ibkr_client is None else ibkr_client
+            cacert = options["cacert"] if cacert is cfg.ENV else cacert
         # -- configuration, environment read now ------------------------------------------------
         self._account_id = cfg.str_or_env(account_id, "RXIBKR_ACCOUNT_ID")
         env_url = cfg.str_or_env(url, "RXIBKR_WS_URL")
@@ -740,6 +749,12 @@ class IbkrWsClient:
         session_id = session_id_from_tickle(self._rest.tickle())
         self._session_id = session_id
         return "api=" + orjson.dumps({"session": session_id}).decode()
+
+    def _socket_url_provider(self) -> Callable[[], str] | None:
+        """A REST session that knows the socket URL (OAuth: the token in its query can change with
+        a renewal) is asked for it on every connect."""
+        socket_url = getattr(self._rest, "socket_url", None)
+        return socket_url if callable(socket_url) else None
 
     def _wire_out(self, payload: str, connection: Connection) -> None:
         if self._wire._observers:

@@ -136,6 +136,7 @@ class Driver:
             timeout=client._timeout,
             ssl_context=client._ssl_context,
             cookie_provider=client._cookie if client._rest is not None else None,
+            url_provider=client._socket_url_provider(),
         )
         reader = client._new_reader(action.conn)
         self.readers[action.conn] = reader

@@ -67,6 +67,9 @@ class ConnectOptions:
     ssl_context: ssl.SSLContext | None = None
     cookie_provider: CookieProvider | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    url_provider: Callable[[], str] | None = None
+    """Asked on the reader thread after the cookie provider (whose REST call may renew a token): the
+    URL to connect to, when it changes between connections (an OAuth 2.0 bearer in the query)."""
 
 
 class Transport(Protocol):
@@ -195,7 +198,8 @@ class _WebSocketConnection:
         """Cookie, TCP, TLS and the HTTP upgrade, each abortable by ``close()`` from another thread."""
         options = self.options
         cookie = options.cookie_provider() if options.cookie_provider is not None else None
-        parts = urlsplit(options.url)
+        url = options.url_provider() if options.url_provider is not None else options.url
+        parts = urlsplit(url)
         secure = parts.scheme == "wss"
         host = parts.hostname or "localhost"
         port = parts.port or (443 if secure else 80)
@@ -217,7 +221,7 @@ class _WebSocketConnection:
                     return None
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         ws.connect(
-            options.url,
+            url,
             timeout=options.timeout,
             cookie=cookie,
             header=[f"{k}: {v}" for k, v in options.headers.items()],

@@ -192,12 +192,6 @@ def test_lapsed_brokerage_session_is_reopened_and_streams_resume(sim: GatewaySim
         client.shutdown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the client builds its socket URL once; it must ask ibkr_client.socket_url() on every "
-    "connect (lead: a ConnectOptions url provider) so a reconnect after an OAuth 2.0 bearer renewal "
-    "carries the new bearer",
-)
 def test_oauth2_reconnect_after_bearer_renewal_uses_the_new_bearer(sim: GatewaySimulator) -> None:
     options = oauth_client_options(config_for(sim, "2.0"))
     client = IbkrWsClient(**options, max_reconnect_attempts=3, **CLIENT)
@@ -208,5 +202,21 @@ def test_oauth2_reconnect_after_bearer_renewal_uses_the_new_bearer(sim: GatewayS
         sim.drop_connections()
         assert wait_until(lambda: sim.total_connections >= 2 and client.ready, 4)
         assert ("/v1/api/ws", "session token expired") not in sim.oauth.rejections
+    finally:
+        client.shutdown()
+
+
+@pytest.mark.parametrize("flow", ["1.0a", "2.0"])
+def test_the_oauth_keyword_connects_without_a_gateway(sim: GatewaySimulator, flow: str) -> None:
+    """``IbkrWsClient(oauth=config)``: the socket URL, the signed REST session and the CA come from
+    the config; market data flows."""
+    client = IbkrWsClient(oauth=config_for(sim, flow), **CLIENT)
+    got: list[Message] = []
+    try:
+        assert client.start() is True
+        assert type(client.rest).__name__.startswith("OAuth")
+        client.observe(IbkrWsKey.MARKET_DATA).subscribe(got.append)
+        client.subscribe("md+265598", {"fields": ["31"]})
+        assert wait_until(lambda: len(got) >= 2, 10)
     finally:
         client.shutdown()
