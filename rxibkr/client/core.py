@@ -153,8 +153,9 @@ class IbkrWsClient:
     ``RXIBKR_WS_MAX_PING_INTERVAL`` (20), ``RXIBKR_WS_TIMEOUT`` (5), ``RXIBKR_CACERT`` (False),
     ``RXIBKR_WS_SUBSCRIPTION_RETRIES`` (5), ``RXIBKR_WS_SUBSCRIPTION_TIMEOUT`` (2).
 
-    Keyword-only extras: ``scheduler`` (the control scheduler; default one per
-    client: a ``ControlScheduler`` thread), ``transport`` (replaces the websocket-client transport: fakes, replay), ``start``,
+    Keyword-only extras: ``scheduler`` (the control scheduler; default one ``ControlScheduler``
+    thread per client), ``transport`` (replaces the websocket-client transport: fakes, replay),
+    ``start``,
     ``tic_interval`` (60 s, ``tic`` on the socket), ``tickle_interval`` (60 s, REST tickle),
     ``md_renewal_interval`` (540 s: ``smd`` re-sent before the gateway's 10-minute expiry),
     ``reconnect_backoff`` ((first, max) seconds), ``max_reconnect_attempts`` (None: keep trying),
