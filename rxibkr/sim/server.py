@@ -10,12 +10,18 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
 from rxibkr.sim.app import WS_PATH, build_app
-from rxibkr.sim.config import DEFAULT_UNAVAILABLE_CONIDS, SimConfig
+from rxibkr.sim.config import (
+    DEFAULT_MAX_CONID,
+    DEFAULT_UNAVAILABLE_CONIDS,
+    PROFILES,
+    SimConfig,
+    greeting_from_environment,
+)
 from rxibkr.sim.gateway import Gateway, ReceivedFrame, address_filter
 from rxibkr.sim.orders import full_object
 from rxibkr.sim.rest import PREFIX
@@ -24,6 +30,9 @@ from rxibkr.sim.tls import TlsMaterial
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Default of the keywords whose None means "off": take the value from the profile.
+PROFILE: Literal["profile"] = "profile"
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -131,16 +140,17 @@ class GatewaySimulator:
         port: int = 0,
         tls: bool = True,
         seed: int = 0,
-        heartbeat_interval: float = 10.0,
+        heartbeat_interval: float | None = None,
         *,
+        profile: str = "fast",
         binary_frames: bool = True,
         tic_replies: int = 4,
         drop_early_frames: bool = True,
-        greeting_delay: float = 0.05,
-        md_interval: float = 0.25,
+        greeting_delay: float | None = None,
+        md_interval: float | None = None,
         smd_expiry: float = 600.0,
         ledger_interval: float = 10.0,
-        pnl_interval: float = 1.0,
+        pnl_interval: float | None = None,
         max_history: int = 5,
         account: str = "DU1234567",
         username: str = "simuser",
@@ -159,7 +169,7 @@ class GatewaySimulator:
         unavailable_conids: Iterable[int] = DEFAULT_UNAVAILABLE_CONIDS,
         require_accounts_preflight: bool = False,
         snapshot_preflight: bool = False,
-        order_confirmations: bool = False,
+        order_confirmations: bool | None = None,
         orders_filter_mutes_sor: bool = True,
         reauthenticate_delay: float | None = None,
         initial_cash: float = 1_000_000.0,
@@ -168,7 +178,33 @@ class GatewaySimulator:
         record_sent: bool = False,
         session_id: str | None = None,
         session_timeout: float | None = None,
+        greeting: bool | None = None,
+        shared_heartbeat_clock: bool = True,
+        md_rate: float | Literal["profile"] | None = PROFILE,
+        md_first_delay: tuple[float, float] | Literal["profile"] | None = PROFILE,
+        priceless_first: float | None = None,
+        c_prefix_before_trade: bool | None = None,
+        market_closed: bool = False,
+        global_server_id: bool | None = None,
+        order_prompts: Iterable[str] | None = None,
+        order_burst_delay: float | Literal["profile"] | None = PROFILE,
+        str_days: int | None = None,
+        str_day_frames: bool | None = None,
+        str_resend_after: float | Literal["profile"] | None = PROFILE,
+        trailing_slash: bool = True,
+        max_conid: int | None = DEFAULT_MAX_CONID,
+        pnl_follows_prices: bool = True,
     ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+        defaults = PROFILES[profile]
+
+        def pick(name: str, value: Any) -> Any:
+            return defaults[name] if value is None or value == PROFILE else value
+
+        if greeting is None:
+            env = greeting_from_environment()
+            greeting = True if env is None else env
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
         if session_id is not None and (
@@ -183,20 +219,46 @@ class GatewaySimulator:
             raise ValueError(f"max_history must be >= 0, got {max_history!r}")
         if not account:
             raise ValueError("account must not be empty")
+        rate = defaults["md_rate"] if md_rate == PROFILE else md_rate
+        first_delay = defaults["md_first_delay"] if md_first_delay == PROFILE else md_first_delay
+        if first_delay is not None:
+            low, high = (float(x) for x in first_delay)
+            if not 0.0 <= low <= high:
+                raise ValueError(
+                    f"md_first_delay must be (low, high) with 0 <= low <= high, got {first_delay!r}"
+                )
+            first_delay = (low, high)
+        share = float(pick("priceless_first", priceless_first))
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"priceless_first must be within 0..1, got {share!r}")
+        prompts = tuple(
+            str(m) for m in pick("order_prompts", None if order_prompts is None else tuple(order_prompts))
+        )
+        days = int(pick("str_days", str_days))
+        if not 1 <= days <= 7:
+            raise ValueError(f"str_days must be within 1..7, got {days!r}")
+        burst = defaults["order_burst_delay"] if order_burst_delay == PROFILE else order_burst_delay
+        resend = defaults["str_resend_after"] if str_resend_after == PROFILE else str_resend_after
+        if max_conid is not None and max_conid < 1:
+            raise ValueError(f"max_conid must be >= 1 or None, got {max_conid!r}")
         self._config = SimConfig(
             host=host,
             port=int(port),
             tls=bool(tls),
             seed=int(seed),
-            heartbeat_interval=_positive("heartbeat_interval", heartbeat_interval),
+            heartbeat_interval=_positive(
+                "heartbeat_interval", pick("heartbeat_interval", heartbeat_interval)
+            ),
             binary_frames=bool(binary_frames),
             tic_replies=int(tic_replies),
             drop_early_frames=bool(drop_early_frames),
-            greeting_delay=_positive("greeting_delay", greeting_delay, allow_zero=True),
-            md_interval=_positive("md_interval", md_interval),
+            greeting_delay=_positive(
+                "greeting_delay", pick("greeting_delay", greeting_delay), allow_zero=True
+            ),
+            md_interval=_positive("md_interval", pick("md_interval", md_interval)),
             smd_expiry=_positive("smd_expiry", smd_expiry),
             ledger_interval=_positive("ledger_interval", ledger_interval),
-            pnl_interval=_positive("pnl_interval", pnl_interval),
+            pnl_interval=_positive("pnl_interval", pick("pnl_interval", pnl_interval)),
             max_history=int(max_history),
             account=account,
             username=username,
@@ -217,7 +279,7 @@ class GatewaySimulator:
             unavailable_conids=frozenset(int(c) for c in unavailable_conids),
             require_accounts_preflight=bool(require_accounts_preflight),
             snapshot_preflight=bool(snapshot_preflight),
-            order_confirmations=bool(order_confirmations),
+            order_confirmations=bool(pick("order_confirmations", order_confirmations)),
             orders_filter_mutes_sor=bool(orders_filter_mutes_sor),
             reauthenticate_delay=None
             if reauthenticate_delay is None
@@ -230,6 +292,27 @@ class GatewaySimulator:
             session_timeout=None
             if session_timeout is None
             else _positive("session_timeout", session_timeout),
+            profile=profile,
+            greeting=bool(greeting),
+            shared_heartbeat_clock=bool(shared_heartbeat_clock),
+            md_rate=None if rate is None else _positive("md_rate", rate),
+            md_first_delay=first_delay,
+            priceless_first=share,
+            c_prefix_before_trade=bool(pick("c_prefix_before_trade", c_prefix_before_trade)),
+            market_closed=bool(market_closed),
+            global_server_id=bool(pick("global_server_id", global_server_id)),
+            order_prompts=prompts,
+            order_burst_delay=None
+            if burst is None
+            else _positive("order_burst_delay", burst, allow_zero=True),
+            str_days=days,
+            str_day_frames=bool(pick("str_day_frames", str_day_frames)),
+            str_resend_after=None
+            if resend is None
+            else _positive("str_resend_after", resend, allow_zero=True),
+            trailing_slash=bool(trailing_slash),
+            max_conid=None if max_conid is None else int(max_conid),
+            pnl_follows_prices=bool(pnl_follows_prices),
         )
         address_filter(self._config.allowed_hosts)
         self._lock = threading.Lock()
