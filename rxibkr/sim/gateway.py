@@ -24,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,7 +33,7 @@ from aiohttp import WSMsgType, web
 from rxibkr.sim import frames, topics
 from rxibkr.sim.account import Account
 from rxibkr.sim.commands import parse
-from rxibkr.sim.config import SimConfig, derive_hex, derive_int, derive_unit
+from rxibkr.sim.config import SimConfig, derive_hex, derive_int
 from rxibkr.sim.connection import CLOSED, GREETING, READY, WAITING, Connection
 from rxibkr.sim.fields import field_values
 from rxibkr.sim.history import build_history
@@ -56,11 +55,6 @@ class ReceivedFrame:
 
 #: How many received client frames the inspection log keeps (oldest dropped first).
 RECEIVED_LOG_SIZE = 100_000
-
-#: Spread of the instruments' activity (log-normal sigma): a few liquid names tick far more
-#: often than the rest, as in the live recordings (one name 80 frames a minute, others 4-8).
-ACTIVITY_SIGMA = 1.0
-_NORMAL = NormalDist()
 
 
 @dataclass
@@ -298,13 +292,6 @@ class Gateway:
             active.update(c for c, p in self.account.positions.items() if p.quantity)
         return active
 
-    def activity(self, conid: int) -> float:
-        """Model steps per second of an instrument (``md_rate`` times its seeded liquidity weight,
-        mean 1); None-rate gateways step every instrument on every tick."""
-        rate = self.config.md_rate or 0.0
-        z = _gauss(derive_unit(self.config.seed, f"activity:{conid}"))
-        return rate * math.exp(ACTIVITY_SIGMA * z - ACTIVITY_SIGMA**2 / 2.0)
-
     def next_quote_server(self) -> str:
         """The next gateway-wide ``server_id``: ``q1``, ``q2``... across all connections."""
         self._quote_servers += 1
@@ -350,7 +337,7 @@ class Gateway:
         if self.config.md_rate is not None:
             interval = self.config.md_interval
             rng = self._activity_rng
-            active = [c for c in active if rng.random() < self.activity(c) * interval]
+            active = [c for c in active if rng.random() < topics.activity(self.config, c) * interval]
         quotes = {q.inst.conid: q for q in self.market.step(active)}
         for conid in quotes:
             self.orders.on_quote(conid)
@@ -544,11 +531,6 @@ class Gateway:
 
     def subscriptions(self) -> dict[int, dict[str, list[str]]]:
         return {cid: conn.subscriptions() for cid, conn in self.connections.items()}
-
-
-def _gauss(u: float) -> float:
-    """The standard normal quantile of ``u`` (clamped away from 0 and 1)."""
-    return _NORMAL.inv_cdf(min(max(u, 1e-6), 1.0 - 1e-6))
 
 
 def _as_str(value: Any) -> str | None:
