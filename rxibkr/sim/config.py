@@ -47,7 +47,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "heartbeat_interval": 10.0,
         "greeting_delay": 0.15,
         "md_interval": 0.5,
-        "md_rate": 0.12,  # ~3 frames/s in total for 25 conids
+        "md_rate": 0.135,  # updates per second per subscribed conid: ~3 frames/s for 25 conids
         "md_first_delay": (0.2, 0.6),  # + the 0.5 s grid: first update 0.2-1.1 s after smd
         "priceless_first": 0.2,
         "c_prefix_before_trade": False,

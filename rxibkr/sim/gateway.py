@@ -331,14 +331,18 @@ class Gateway:
                 conn.send(frame)
 
     def market_step(self) -> dict[int, Quote]:
-        """One market tick: step the active instruments (each with its own chance when ``md_rate`` is
-        set), fill crossed orders, push first updates that came due and the changed fields."""
+        """One market tick: step the active instruments, fill crossed orders, push first updates that
+        came due and the changed fields. With ``md_rate`` the gateway's throughput is ``md_rate`` times
+        the number of active instruments, per second, shared by their liquidity weights: each one
+        steps (and its quote moves) with its own chance per tick."""
         active = sorted(self.active_conids())
-        if self.config.md_rate is not None:
-            interval = self.config.md_interval
+        rate = self.config.md_rate
+        if rate is not None and active:
+            weights = [topics.activity_weight(self.config, c) for c in active]
+            per_tick = rate * len(active) * self.config.md_interval / sum(weights)
             rng = self._activity_rng
-            active = [c for c in active if rng.random() < topics.activity(self.config, c) * interval]
-        quotes = {q.inst.conid: q for q in self.market.step(active)}
+            active = [c for c, w in zip(active, weights, strict=True) if rng.random() < per_tick * w]
+        quotes = {q.inst.conid: q for q in self.market.step(active, force_move=rate is not None)}
         for conid in quotes:
             self.orders.on_quote(conid)
         topics.push_market_updates(self, quotes)

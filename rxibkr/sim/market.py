@@ -128,12 +128,13 @@ class Quote:
         if force_sizes or rng.random() < 0.6:
             self.ask_size = rng.randint(1, 20) * lot
 
-    def step(self) -> None:
-        """Advance the model by one interval (quote move and maybe a trade); a frozen quote stays."""
+    def step(self, force_move: bool = False) -> None:
+        """Advance the model by one interval (quote move, always with ``force_move``, and maybe a
+        trade); a frozen quote stays."""
         if not self.inst.available or self.frozen:
             return
         rng = self.rng
-        if rng.random() < 0.75:
+        if rng.random() < 0.75 or force_move:
             self._mid *= math.exp(self._vol * rng.gauss(0.0, 1.0))
             self._mid = max(self._mid, 2.0)
             self._requote()
@@ -206,11 +207,11 @@ class Market:
             self._quotes[conid] = q
         return q
 
-    def step(self, conids: list[int]) -> list[Quote]:
+    def step(self, conids: list[int], force_move: bool = False) -> list[Quote]:
         """Step the given instruments in conid order; returns their quotes."""
         out = []
         for conid in sorted(conids):
             q = self.quote(conid)
-            q.step()
+            q.step(force_move)
             out.append(q)
         return out

@@ -54,14 +54,16 @@ class GatewaySimulator:
         tls: serve ``https``/``wss`` with a certificate signed by a throwaway trustme CA
             (:attr:`cacert`); ``False`` serves plain ``http``/``ws``.
         seed: drives the session id, the market model, ids and the seeded execution history.
-        heartbeat_interval: seconds between ``{"topic":"system","hb":ms}`` frames.
+        heartbeat_interval: seconds between ``{"topic":"system","hb":ms}`` frames (default 10).
         binary_frames: send server frames as binary WebSocket frames (as the gateway does);
             ``False`` sends text frames.
         tic_replies: how many identical replies a ``tic`` gets (the 2026 gateway sends 4).
         drop_early_frames: ignore client frames received before the confirmation burst (they are
             recorded as dropped), like the real gateway.
-        greeting_delay: seconds between authentication and the ``system``/``act``/``sts`` burst.
-        md_interval: seconds between market model steps (``smd`` deltas, limit order fills).
+        greeting_delay: seconds between authentication and the ``system``/``act``/``sts`` burst
+            (the gap in which client frames are dropped; fast 0.05, live 0.15).
+        md_interval: seconds between market ticks on the gateway-wide grid (``smd`` deltas, limit
+            order fills; fast 0.25, live 0.5).
         smd_expiry: an ``smd`` stream silently ends this many seconds after its last ``smd``.
         ledger_interval: seconds between ``sld`` frames (also ``ssd`` updates unless
             ``summary_interval`` is given).
@@ -90,8 +92,9 @@ class GatewaySimulator:
         require_accounts_preflight: ``smd`` answers ``{"error":"No accounts","code":500,
             "topic":"smd"}`` until REST ``/iserver/accounts`` was called (live behaviour; default off).
         snapshot_preflight: the first REST snapshot of a conid carries no field values (live; off).
-        order_confirmations: order placement first answers with a confirmation prompt that must be
-            confirmed via ``POST /iserver/reply/{id}`` ``{"confirmed":true}`` (default off).
+        order_confirmations: order placement first answers with confirmation prompts (one reply id
+            each, ``order_prompts``) that must be confirmed via ``POST /iserver/reply/{id}``
+            ``{"confirmed":true}`` (fast off, live on).
         orders_filter_mutes_sor: ``GET /iserver/account/orders?filters=...`` mutes ``sor`` until a
             call with ``force=true`` (live quirk; default on).
         reauthenticate_delay: if set, ``POST /iserver/reauthenticate`` restores authentication after
@@ -104,6 +107,29 @@ class GatewaySimulator:
         session_timeout: if set, the brokerage session lapses when neither ``/tickle`` nor ``tic``
             was seen for that many seconds: REST then says unauthenticated and every stream stops
             without any frame (the socket "goes quiet", as observed live). Default None = never.
+
+    Profile and fidelity switches (docs/simulator.md; keywords left out take the profile's value):
+        profile: ``"fast"`` (default: quick timing for tests) or ``"live"`` (the timing of live
+            gateways: 500 ms grid, ~3 frames/s for 25 conids, delayed first updates, prompts...).
+        greeting: send ``system``/``act``/``sts`` after the session (default: on, or the
+            ``RXIBKR_SIM_GREETING`` environment variable); off, only heartbeats and data come.
+        shared_heartbeat_clock: heartbeats on one gateway-wide clock (default on); off: per socket.
+        md_rate: None (every subscribed conid every tick) or updates per second per active conid,
+            shared by seeded liquidity weights.
+        md_first_delay: None (first update at once) or ``(low, high)`` seconds of a seeded per-conid
+            delay; the first update goes out on the next tick, in the order the gateway has data.
+        priceless_first: share of instruments whose first two frames carry only ``6509``.
+        c_prefix_before_trade: 31 shows ``C<prior close>`` until the first trade (fast); off, the
+            market opens with a trade (live). market_closed: frozen values with the ``C`` prefix.
+        global_server_id: ``server_id`` counts up across connections (live) instead of per socket.
+        order_prompts: message ids of the confirmation prompts (with ``order_confirmations``).
+        order_burst_delay: hold an order's ``sor`` updates this long after placing, then send them
+            in one burst whose first frame is a full ``PendingSubmit`` object.
+        str_days, str_day_frames, str_resend_after: default history days of ``str``; the history
+            day by day with empty frames for days without trades; a resend pass after that long.
+        trailing_slash: REST routes also answer with a trailing ``/`` (default on).
+        max_conid: conids at or above are rejected with an error (default 900 000 000; None: never).
+        pnl_follows_prices: held instruments tick with the market and ``spl`` skips repeated rows.
 
     Faults (any thread, while running): :meth:`drop_connections`, :meth:`pause_heartbeats`,
     :meth:`resume_heartbeats`, :meth:`stop_pongs`, :meth:`resume_pongs`, :meth:`set_authenticated`,

@@ -145,12 +145,11 @@ ACTIVITY_SIGMA = 1.0
 _NORMAL = NormalDist()
 
 
-def activity(config: SimConfig, conid: int) -> float:
-    """Model steps per second of an instrument under ``md_rate``: the rate times a seeded liquidity
-    weight (log-normal, mean 1). Zero without a rate (then every instrument steps every tick)."""
-    rate = config.md_rate or 0.0
+def activity_weight(config: SimConfig, conid: int) -> float:
+    """An instrument's seeded liquidity weight (log-normal): its share of the gateway's market data
+    throughput under ``md_rate`` is its weight over the sum of the active instruments' weights."""
     u = min(max(derive_unit(config.seed, f"activity:{conid}"), 1e-6), 1.0 - 1e-6)
-    return rate * math.exp(ACTIVITY_SIGMA * _NORMAL.inv_cdf(u) - ACTIVITY_SIGMA**2 / 2.0)
+    return math.exp(ACTIVITY_SIGMA * _NORMAL.inv_cdf(u))
 
 
 def first_update_delay(config: SimConfig, conid: int) -> float | None:
