@@ -98,13 +98,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def build(args: argparse.Namespace) -> GatewaySimulator:
+    """The simulator the parsed options describe (not started)."""
     allowed = tuple(args.allow) if args.allow else ("127.0.0.1", "::1")
-    sim = GatewaySimulator(
+    return GatewaySimulator(
         profile=args.profile,
         greeting=False if args.no_greeting else None,
         market_closed=args.market_closed,
@@ -124,6 +121,14 @@ def run(args: argparse.Namespace) -> int:
         number_frames=args.number_frames,
         require_accounts_preflight=args.require_accounts_preflight,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sim = build(args)
     sim.start()
     try:
         out = sys.stdout
