@@ -262,3 +262,38 @@ def test_unknown_conids_can_become_made_up_instruments_again(
     client.send(smd(UNKNOWN, "31", "55"))
     first = client.recv_until(is_topic(f"smd+{UNKNOWN}"))
     assert first["55"].isalpha()
+
+
+# --- the live profile as a whole, with compressed timing --------------------------------------------------
+def test_live_profile_end_to_end_with_compressed_timing(
+    sim_factory: Callable[..., GatewaySimulator], connect: Connect
+) -> None:
+    sim = sim_factory(
+        profile="live", md_first_delay=(0.05, 0.15), order_burst_delay=0.05, str_resend_after=0.1
+    )
+    rest = Rest(sim)
+    client = connect(sim)
+    client.send("sor+{}")
+    client.send("str+{}")
+    history = client.collect_n(10, is_topic("str"))
+    assert [bool(f["args"]) for f in history] == [False] * 4 + [True] * 6  # 7 days, 4 of them empty
+    conids = (AAPL, 272093, 8314)
+    sent = time.monotonic()
+    for conid in conids:
+        client.send(smd(conid, "31", "84", "86"))
+    firsts: dict[int, Frame] = {}
+    while len(firsts) < len(conids):
+        frame = client.recv_until(lambda f: str(f.get("topic", "")).startswith("smd+"))
+        firsts.setdefault(frame["conid"], frame)
+    assert time.monotonic() - sent >= 0.05
+    assert sorted(f["server_id"] for f in firsts.values()) == ["q1", "q2", "q3"]
+    assert all(not f.get("31", "").startswith("C") for f in firsts.values())
+    answer = rest.json("POST", f"/iserver/account/{sim.account}/orders", {"orders": [FAR_ORDER]})
+    for expected in ("o163", "o354", "o10153"):
+        assert answer[0]["messageIds"] == [expected]
+        answer = rest.json("POST", f"/iserver/reply/{answer[0]['id']}", {"confirmed": True})
+    first_sor = client.recv_until(is_topic("sor"))["args"][0]
+    assert first_sor["status"] == "PendingSubmit" and first_sor["orderId"] == int(answer[0]["order_id"])
+
+
+FAR_ORDER = {"conid": AAPL, "orderType": "LMT", "price": 1.0, "side": "BUY", "quantity": 1, "tif": "DAY"}
