@@ -301,17 +301,20 @@ class Gateway:
         """Keep an instrument ticking for a minute after a REST snapshot asked for it."""
         self._snapshot_until[conid] = self.loop.time() + 60.0
 
-    async def _grid(self, interval: float) -> None:
+    async def _grid(self, interval: float, last: int) -> int:
         """Sleep until the next point of a gateway-wide grid (multiples of ``interval`` since the
-        gateway started), so every connection sees the same phase."""
+        gateway started) after point ``last``, so every connection sees the same phase; returns the
+        point's index. A late wake-up skips the points it missed; an early one cannot repeat one."""
         now = self.loop.time()
-        ticks = math.floor((now - self.started_loop_time) / interval + 1e-9) + 1
-        await asyncio.sleep(max(0.0, self.started_loop_time + ticks * interval - now))
+        point = max(last + 1, math.floor((now - self.started_loop_time) / interval) + 1)
+        await asyncio.sleep(max(0.0, self.started_loop_time + point * interval - now))
+        return point
 
     async def _market_loop(self) -> None:
         interval = self.config.md_interval
+        point = 0
         while True:
-            await self._grid(interval)
+            point = await self._grid(interval, point)
             try:
                 self._check_session_timeout()
                 self.market_step()
@@ -322,8 +325,9 @@ class Gateway:
         """Heartbeats on the gateway-wide clock: the same instant for every ready connection, so a
         new connection's first one comes anywhere from 0 to ``heartbeat_interval`` after it opens."""
         interval = self.config.heartbeat_interval
+        point = 0
         while True:
-            await self._grid(interval)
+            point = await self._grid(interval, point)
             if self.heartbeats_paused():
                 continue
             frame = frames.heartbeat(now_ms())
