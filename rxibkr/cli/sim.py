@@ -8,11 +8,28 @@ import sys
 import threading
 import time
 
+from rxibkr.sim.config import PROFILES
 from rxibkr.sim.server import GatewaySimulator
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="fast",
+        help="timing profile: fast (tests) or live (the timing of live gateways; default: fast)",
+    )
+    parser.add_argument(
+        "--no-greeting",
+        action="store_true",
+        help="send no system/act/sts after the socket opens (as live gateways on some days)",
+    )
+    parser.add_argument(
+        "--market-closed",
+        action="store_true",
+        help="a closed market: frozen values, field 31 with the C prefix",
+    )
     parser.add_argument(
         "--port", type=int, default=5000, help="port to bind, 0 = any free port (default: 5000)"
     )
@@ -33,9 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--md-interval",
         type=float,
-        default=0.25,
+        default=None,
         metavar="SECONDS",
-        help="seconds between market data updates (default: 0.25)",
+        help="seconds between market data ticks (default: the profile's, fast 0.25, live 0.5)",
     )
     parser.add_argument(
         "--smd-expiry",
@@ -47,9 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--greeting-delay",
         type=float,
-        default=0.05,
+        default=None,
         metavar="SECONDS",
-        help="delay between authentication and the confirmation burst (default: 0.05)",
+        help="delay between authentication and the confirmation burst (default: the profile's)",
     )
     parser.add_argument("--account", default="DU1234567", help="simulated account id")
     parser.add_argument("--username", default="simuser", help="simulated user name")
@@ -81,13 +98,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def build(args: argparse.Namespace) -> GatewaySimulator:
+    """The simulator the parsed options describe (not started)."""
     allowed = tuple(args.allow) if args.allow else ("127.0.0.1", "::1")
-    sim = GatewaySimulator(
+    return GatewaySimulator(
+        profile=args.profile,
+        greeting=False if args.no_greeting else None,
+        market_closed=args.market_closed,
         host=args.host,
         port=args.port,
         tls=not args.no_tls,
@@ -104,10 +121,21 @@ def run(args: argparse.Namespace) -> int:
         number_frames=args.number_frames,
         require_accounts_preflight=args.require_accounts_preflight,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sim = build(args)
     sim.start()
     try:
         out = sys.stdout
-        out.write(f"rxibkr gateway simulator (seed {args.seed})\n")
+        greeting = "on" if sim.config.greeting else "off"
+        out.write(
+            f"rxibkr gateway simulator (seed {args.seed}, profile {args.profile}, greeting {greeting})\n"
+        )
         out.write(f"WS URL:     {sim.ws_url}\n")
         out.write(f"REST URL:   {sim.rest_url}\n")
         out.write(f"CA cert:    {sim.cacert or '(none: TLS off)'}\n")

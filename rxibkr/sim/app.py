@@ -18,7 +18,11 @@ from rxibkr.sim.rest import GATEWAY, PREFIX, BadRequest, add_routes, json_respon
 log = logging.getLogger(__name__)
 
 WS_PATH = f"{PREFIX}/ws"
-_AUTH_FREE = (f"{PREFIX}/iserver/auth/status", f"{PREFIX}/iserver/reauthenticate")
+_AUTH_FREE = frozenset(
+    path + slash
+    for path in (f"{PREFIX}/iserver/auth/status", f"{PREFIX}/iserver/reauthenticate")
+    for slash in ("", "/")
+)
 
 
 @web.middleware
@@ -86,5 +90,5 @@ def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[access_middleware], client_max_size=4 * 1024 * 1024)
     app[GATEWAY] = gateway
     app.router.add_get(WS_PATH, ws_handler)
-    add_routes(app)
+    add_routes(app, trailing_slash=gateway.config.trailing_slash)
     return app

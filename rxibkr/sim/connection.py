@@ -4,6 +4,9 @@ subscriptions.
 Everything here runs on the gateway's event loop. Producers call :meth:`Connection.send`, which
 only appends to a deque; a single writer task serialises (orjson), applies the injected latency and
 writes, so frames keep their order and the hot path stays cheap.
+
+A connection knows its gateway only through :class:`ConnectionHost` (what it reads of the gateway),
+so this module imports nothing of the gateway or of the topic handlers.
 """
 
 from __future__ import annotations
@@ -12,17 +15,15 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from rxibkr.sim import frames
+from rxibkr.sim.config import SimConfig
 from rxibkr.sim.market import now_ms
 from rxibkr.sim.subscriptions import LadderSub, MarketDataSub, OrdersSub
-
-if TYPE_CHECKING:
-    from rxibkr.sim.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,32 @@ Payload = dict[str, Any] | bytes
 MAX_BACKLOG = 100_000
 
 
+class ConnectionHost(Protocol):
+    """What a connection needs of its gateway (the gateway is one; tests may pass another)."""
+
+    @property
+    def config(self) -> SimConfig: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def ident(self) -> frames.Identity: ...
+    @property
+    def latency(self) -> float: ...
+    @property
+    def pongs_enabled(self) -> bool: ...
+    @property
+    def authenticated(self) -> bool: ...
+    @property
+    def competing(self) -> bool: ...
+    def heartbeats_paused(self) -> bool: ...
+    def count_sent(self, connection_id: int, data: bytes) -> None: ...
+
+
 class Connection:
     """State of one accepted socket."""
 
     def __init__(
-        self, gateway: Gateway, connection_id: int, ws: web.WebSocketResponse, request: web.Request
+        self, gateway: ConnectionHost, connection_id: int, ws: web.WebSocketResponse, request: web.Request
     ) -> None:
         self.gw = gateway
         self.id = connection_id
@@ -63,6 +85,8 @@ class Connection:
         self.trades = False
         self.ladders: dict[str, LadderSub] = {}
         self._quote_servers: dict[int, str] = {}
+        self.opened_at = gateway.loop.time()
+        self.ready_at: float | None = None
 
     # --- output ----------------------------------------------------------------------------------
     def send(self, frame: Payload, opcode: WSMsgType | None = None) -> None:
@@ -91,7 +115,6 @@ class Connection:
         ws = self.ws
         loop = gw.loop
         number = gw.config.number_frames
-        record = gw.config.record_sent
         try:
             while True:
                 if not out:
@@ -116,9 +139,7 @@ class Connection:
                     continue
                 await ws.send_frame(data, opcode)
                 if opcode is not WSMsgType.PONG:
-                    gw.sent_count += 1
-                    if record:
-                        gw.record_sent(self.id, data)
+                    gw.count_sent(self.id, data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-write
@@ -137,22 +158,29 @@ class Connection:
             self._greet()
 
     def _greet(self) -> None:
+        """End of the gap after the session: the confirmation burst (unless ``greeting`` is off),
+        then the socket is ready; client frames are acted upon from now on."""
         if self.state != GREETING:
             return
         gw = self.gw
         ident = gw.ident
         if gw.authenticated:
-            self.send(frames.system_success(ident))
-            self.send(frames.act(ident, ident.internal_session_id(self.id)))
-            self.send(frames.sts(ident, authenticated=True, competing=gw.competing))
+            if gw.config.greeting:
+                self.send(frames.system_success(ident))
+                self.send(frames.act(ident, ident.internal_session_id(self.id)))
+                self.send(frames.sts(ident, authenticated=True, competing=gw.competing))
         else:
             # brokerage session not authenticated: say so, and never serve data on this socket
             self.send(frames.sts(ident, authenticated=False, competing=gw.competing))
             self.data_enabled = False
         self.state = READY
-        self.start_task("heartbeat", self._heartbeats())
+        self.ready_at = gw.loop.time()
+        if not gw.config.shared_heartbeat_clock:
+            self.start_task("heartbeat", self._heartbeats())
 
     async def _heartbeats(self) -> None:
+        """Heartbeats on this connection's own clock (``shared_heartbeat_clock=False``); the
+        gateway-wide clock lives in the gateway."""
         gw = self.gw
         interval = gw.config.heartbeat_interval
         while True:
@@ -188,11 +216,12 @@ class Connection:
             self.stop_task(key)
 
     # --- subscriptions ---------------------------------------------------------------------------
-    def quote_server(self, conid: int) -> str:
-        """The ``server_id``/``6119`` value for a conid on this socket (``q0``, ``q1``...)."""
+    def quote_server(self, conid: int, allocate: Callable[[], str] | None = None) -> str:
+        """The ``server_id``/``6119`` value for a conid on this socket: from ``allocate`` (the
+        gateway-wide counter) or, without one, counted per socket (``q0``, ``q1``...)."""
         sid = self._quote_servers.get(conid)
         if sid is None:
-            sid = f"q{len(self._quote_servers) % 33}"
+            sid = allocate() if allocate is not None else f"q{len(self._quote_servers) % 33}"
             self._quote_servers[conid] = sid
         return sid
 

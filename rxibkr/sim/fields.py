@@ -1,8 +1,10 @@
 """Market data field values, formatted the way the gateway formats them.
 
 Prices are strings with the instrument's decimals (``"271.67"``), sizes are strings, ``87`` is a
-K/M-suffixed string with a numeric ``87_raw`` twin, ``83`` (change %) is a JSON number, and ``31``
-carries a ``C`` prefix (prior close) until the instrument's first trade of the day.
+K/M-suffixed string with a numeric ``87_raw`` twin, ``83`` (change %) is a JSON number. ``31`` carries
+a ``C`` prefix when the value is frozen: always in a closed market (the last value, or the prior close),
+and in an open market only before the instrument's first trade (the ``fast`` profile's market opens
+without one; the ``live`` profile's opens with one, so no ``C`` there).
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ def fmt_big(value: float) -> str:
     return fmt_volume(value)[0]
 
 
-def availability(inst: Instrument) -> str:
-    """Field 6509: real-time for the built-in universe, delayed for generated instruments."""
+def availability(inst: Instrument, frozen: bool = False) -> str:
+    """Field 6509: real-time for the built-in universe, delayed for generated instruments; frozen
+    (``ZB``/``YB``, as seen live outside market hours) when the market is closed."""
+    if frozen:
+        return "ZB" if inst.conid in UNIVERSE else "YB"
     return "RpB" if inst.conid in UNIVERSE else "DPB"
 
 
@@ -126,6 +131,8 @@ Getter = Callable[[Quote, "PositionView | None"], Any]
 def _last(q: Quote, _p: PositionView | None) -> Any:
     if q.last_t is None:
         return "C" + q.fmt(q.prior_close_t)
+    if q.frozen:
+        return "C" + q.fmt(q.last_t)
     return q.fmt(q.last_t)
 
 

@@ -4,6 +4,12 @@ the account, orders, the fault switches and the inspection logs.
 Nothing here is thread-safe by itself; :class:`rxibkr.sim.GatewaySimulator` marshals every call
 from other threads onto the loop. The only exception is the received-frames log, which has its
 own lock because tests read it from their own thread.
+
+Clocks are gateway-wide: heartbeats (``shared_heartbeat_clock``) and market ticks run on grids that
+start with the gateway, so every connection sees the same phase.
+
+Imports go one way: gateway -> topics -> connection; the connection and the topic handlers know the
+gateway only through the protocols they declare (``ConnectionHost``, ``TopicHost``).
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
+import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,6 +55,16 @@ class ReceivedFrame:
 
 #: How many received client frames the inspection log keeps (oldest dropped first).
 RECEIVED_LOG_SIZE = 100_000
+
+
+@dataclass
+class PendingPlacement:
+    """An order placement waiting for its confirmation prompts to be answered."""
+
+    specs: list[dict[str, Any]]
+    account: str
+    prompts: list[str] = field(default_factory=list)  # message ids still to confirm, in order
+
 
 AddressFilter = Callable[[str | None], bool]
 
@@ -85,7 +103,12 @@ class Gateway:
         self.loop = loop
         self.ident = frames.Identity.from_config(config)
         self.market = Market(
-            config.seed, config.volatility, config.trade_probability, config.unavailable_conids
+            config.seed,
+            config.volatility,
+            config.trade_probability,
+            config.unavailable_conids,
+            opening_trade=not config.c_prefix_before_trade,
+            closed=config.market_closed,
         )
         self.account = Account(config.account, config.initial_cash, self._price_of)
         self.orders = OrderEngine(
@@ -100,6 +123,8 @@ class Gateway:
             fill_delay=config.fill_delay,
             commission_delay=config.commission_delay,
             history_days=config.history_days,
+            initial_status="Inactive" if config.order_burst_delay is None else "PendingSubmit",
+            conid_exists=config.conid_exists,
         )
         self.account.start_of_day()
         self.is_allowed = address_filter(config.allowed_hosts)
@@ -126,22 +151,30 @@ class Gateway:
         self.sor_muted = False
         self.snapshot_seen: set[int] = set()
         self._snapshot_until: dict[int, float] = {}
-        self.pending_replies: dict[str, list[dict[str, Any]]] = {}
+        self.pending_replies: dict[str, PendingPlacement] = {}
         self._reply_counter = 0
+        self._quote_servers = 0
+        self._bursts: dict[int, list[tuple[dict[str, Any], bool, str]] | None] = {}
+        self._activity_rng = random.Random(f"activity:{config.seed}")
         self._market_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._closing = False
         self.started_at = time.monotonic()
+        self.started_loop_time = loop.time()
         self.last_keepalive = loop.time()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         self._market_task = self.loop.create_task(self._market_loop(), name="sim-market")
+        if self.config.shared_heartbeat_clock:
+            self._heartbeat_task = self.loop.create_task(self._heartbeat_loop(), name="sim-heartbeat")
 
     async def close(self) -> None:
         """Stop timers and close every socket (close frame, then abort whatever lingers)."""
         self._closing = True
-        if self._market_task is not None:
-            self._market_task.cancel()
+        for task in (self._market_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
         self._unstall.set()
         for request in list(self._stalled_requests.values()):
             if request.transport is not None:
@@ -219,7 +252,7 @@ class Gateway:
         if state == CLOSED:
             return
         try:
-            topics.handle(conn, parse(text))
+            topics.handle(self, conn, parse(text))
         except Exception:
             log.exception("connection %d: command failed", conn.id)
             conn.send(frames.error("internal error", 500))
@@ -232,8 +265,11 @@ class Gateway:
         with self._received_lock:
             return list(self._received)
 
-    def record_sent(self, cid: int, data: bytes) -> None:
-        self._sent_log.append((cid, data))
+    def count_sent(self, connection_id: int, data: bytes) -> None:
+        """A frame was written to a socket (pongs excluded)."""
+        self.sent_count += 1
+        if self.config.record_sent:
+            self._sent_log.append((connection_id, data))
 
     def sent_log(self) -> list[tuple[int, bytes]]:
         return list(self._sent_log)
@@ -244,30 +280,73 @@ class Gateway:
         return (q.mark, q.prior_close) if q.inst.available else (0.0, 0.0)
 
     def active_conids(self) -> set[int]:
+        """Instruments the market moves: subscribed, with working orders, recently snapshotted,
+        and (``pnl_follows_prices``) those the account holds."""
         now = self.loop.time()
         active = set(self.orders.working_conids())
         for conn in self.connections.values():
             active.update(s.conid for s in conn.md.values())
             active.update(s.conid for s in conn.ladders.values())
         active.update(c for c, until in self._snapshot_until.items() if until > now)
+        if self.config.pnl_follows_prices:
+            active.update(c for c, p in self.account.positions.items() if p.quantity)
         return active
+
+    def next_quote_server(self) -> str:
+        """The next gateway-wide ``server_id``: ``q1``, ``q2``... across all connections."""
+        self._quote_servers += 1
+        return f"q{self._quote_servers}"
 
     def touch_snapshot(self, conid: int) -> None:
         """Keep an instrument ticking for a minute after a REST snapshot asked for it."""
         self._snapshot_until[conid] = self.loop.time() + 60.0
 
+    async def _grid(self, interval: float, last: int) -> int:
+        """Sleep until the next point of a gateway-wide grid (multiples of ``interval`` since the
+        gateway started) after point ``last``, so every connection sees the same phase; returns the
+        point's index. A late wake-up skips the points it missed; an early one cannot repeat one."""
+        now = self.loop.time()
+        point = max(last + 1, math.floor((now - self.started_loop_time) / interval) + 1)
+        await asyncio.sleep(max(0.0, self.started_loop_time + point * interval - now))
+        return point
+
     async def _market_loop(self) -> None:
         interval = self.config.md_interval
+        point = 0
         while True:
-            await asyncio.sleep(interval)
+            point = await self._grid(interval, point)
             try:
                 self._check_session_timeout()
                 self.market_step()
             except Exception:
                 log.exception("market step failed")
 
+    async def _heartbeat_loop(self) -> None:
+        """Heartbeats on the gateway-wide clock: the same instant for every ready connection, so a
+        new connection's first one comes anywhere from 0 to ``heartbeat_interval`` after it opens."""
+        interval = self.config.heartbeat_interval
+        point = 0
+        while True:
+            point = await self._grid(interval, point)
+            if self.heartbeats_paused():
+                continue
+            frame = frames.heartbeat(now_ms())
+            for conn in self.ready_connections():
+                conn.send(frame)
+
     def market_step(self) -> dict[int, Quote]:
-        quotes = {q.inst.conid: q for q in self.market.step(sorted(self.active_conids()))}
+        """One market tick: step the active instruments, fill crossed orders, push first updates that
+        came due and the changed fields. With ``md_rate`` the gateway's throughput is ``md_rate`` times
+        the number of active instruments, per second, shared by their liquidity weights: each one
+        steps (and its quote moves) with its own chance per tick."""
+        active = sorted(self.active_conids())
+        rate = self.config.md_rate
+        if rate is not None and active:
+            weights = [topics.activity_weight(self.config, c) for c in active]
+            per_tick = rate * len(active) * self.config.md_interval / sum(weights)
+            rng = self._activity_rng
+            active = [c for c, w in zip(active, weights, strict=True) if rng.random() < per_tick * w]
+        quotes = {q.inst.conid: q for q in self.market.step(active, force_move=rate is not None)}
         for conid in quotes:
             self.orders.on_quote(conid)
         topics.push_market_updates(self, quotes)
@@ -292,11 +371,32 @@ class Gateway:
 
     # --- orders ------------------------------------------------------------------------------------
     def _publish_order(self, order: Order, payload: dict[str, Any], full: bool) -> None:
+        """Every ``sor`` update of an order. With ``order_burst_delay`` an order's updates during
+        that long after placement are held and then sent in one burst (as recorded live)."""
+        delay = self.config.order_burst_delay
+        if delay is not None:
+            if order.order_id not in self._bursts:
+                # the order's first update: its placement opens the burst window
+                self._bursts[order.order_id] = []
+                self.schedule(delay, lambda: self._flush_burst(order))
+            held = self._bursts[order.order_id]
+            if held is not None:
+                held.append((dict(payload), full, order.status))
+                return
+        self._fan_out(order, payload, full, order.status)
+
+    def _flush_burst(self, order: Order) -> None:
+        held = self._bursts.get(order.order_id) or []
+        self._bursts[order.order_id] = None  # later updates go out as they happen
+        for payload, full, status in held:
+            self._fan_out(order, payload, full, status)
+
+    def _fan_out(self, order: Order, payload: dict[str, Any], full: bool, status: str) -> None:
         if self.sor_muted:
             return
         for conn in self.ready_connections():
             sub = conn.orders
-            if sub is None or not conn.data_enabled or not sub.accepts(order.status):
+            if sub is None or not conn.data_enabled or not sub.accepts(status):
                 continue
             if sub.filters and order.order_id not in sub.known and not full:
                 payload_out = full_object(order)

@@ -4,6 +4,10 @@ Prices are kept as integer multiples of the instrument's tick so that formatting
 noise. Each instrument has its own ``random.Random`` derived from (seed, conid), so the sequence of
 states of an instrument depends only on the seed and on how many steps it has taken — not on the
 other instruments or on wall-clock timing.
+
+An open market (``opening_trade``) starts every instrument with a last trade near the prior close, as
+a live market has one from earlier in the day; a closed market (``closed``) never moves: its values
+are frozen and field 31 carries the ``C`` prefix.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Quote:
         "ask_t",
         "bid_size",
         "bid_t",
+        "frozen",
         "high_t",
         "inst",
         "last_size",
@@ -42,8 +47,18 @@ class Quote:
         "volume",
     )
 
-    def __init__(self, inst: Instrument, seed: int, volatility: float, trade_probability: float) -> None:
+    def __init__(
+        self,
+        inst: Instrument,
+        seed: int,
+        volatility: float,
+        trade_probability: float,
+        *,
+        opening_trade: bool = False,
+        frozen: bool = False,
+    ) -> None:
         self.inst = inst
+        self.frozen = frozen
         self.rng = random.Random(f"market:{seed}:{inst.conid}")
         self._vol = volatility
         self._p_trade = trade_probability
@@ -63,6 +78,9 @@ class Quote:
         self.low_t: int | None = None
         self.open_t: int | None = None
         self.updated_ms = now_ms()
+        if opening_trade and inst.available:
+            lot = max(1, inst.lot // 100)
+            self.trade((self.bid_t + self.ask_t) // 2, lot, extra_volume=self.rng.randint(2000, 40000) * lot)
 
     # --- prices as floats ----------------------------------------------------------------------
     def px(self, ticks: int) -> float:
@@ -110,12 +128,13 @@ class Quote:
         if force_sizes or rng.random() < 0.6:
             self.ask_size = rng.randint(1, 20) * lot
 
-    def step(self) -> None:
-        """Advance the model by one interval (quote move and maybe a trade)."""
-        if not self.inst.available:
+    def step(self, force_move: bool = False) -> None:
+        """Advance the model by one interval (quote move, always with ``force_move``, and maybe a
+        trade); a frozen quote stays."""
+        if not self.inst.available or self.frozen:
             return
         rng = self.rng
-        if rng.random() < 0.75:
+        if rng.random() < 0.75 or force_move:
             self._mid *= math.exp(self._vol * rng.gauss(0.0, 1.0))
             self._mid = max(self._mid, 2.0)
             self._requote()
@@ -153,12 +172,21 @@ class Market:
     """All instruments' quotes, created lazily on first use."""
 
     def __init__(
-        self, seed: int, volatility: float, trade_probability: float, unavailable: frozenset[int]
+        self,
+        seed: int,
+        volatility: float,
+        trade_probability: float,
+        unavailable: frozenset[int],
+        *,
+        opening_trade: bool = False,
+        closed: bool = False,
     ) -> None:
         self._seed = seed
         self._vol = volatility
         self._p_trade = trade_probability
         self._unavailable = unavailable
+        self._opening_trade = opening_trade
+        self.closed = closed
         self._quotes: dict[int, Quote] = {}
 
     def instrument(self, conid: int) -> Instrument:
@@ -168,15 +196,22 @@ class Market:
     def quote(self, conid: int) -> Quote:
         q = self._quotes.get(conid)
         if q is None:
-            q = Quote(instrument_for(conid, self._unavailable), self._seed, self._vol, self._p_trade)
+            q = Quote(
+                instrument_for(conid, self._unavailable),
+                self._seed,
+                self._vol,
+                self._p_trade,
+                opening_trade=self._opening_trade,
+                frozen=self.closed,
+            )
             self._quotes[conid] = q
         return q
 
-    def step(self, conids: list[int]) -> list[Quote]:
+    def step(self, conids: list[int], force_move: bool = False) -> list[Quote]:
         """Step the given instruments in conid order; returns their quotes."""
         out = []
         for conid in sorted(conids):
             q = self.quote(conid)
-            q.step()
+            q.step(force_move)
             out.append(q)
         return out

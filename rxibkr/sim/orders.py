@@ -5,9 +5,10 @@ The engine knows nothing about sockets. It reports through three callables given
 ``on_execution(execution)`` for every ``str`` execution (first without commission, then again
 with it), and ``schedule(delay, fn)`` to run a step later on the gateway's loop.
 
-Lifecycle of a placed order, as recorded live: full object (``Inactive``) -> identity-only frame
--> ``PendingSubmit`` -> ``PreSubmitted`` -> ``Submitted`` -> (fills) -> ``Filled``; a cancel sends
-a full object with ``PendingCancel`` and then ``Cancelled``.
+Lifecycle of a placed order, as recorded live: full object (``Inactive``, or ``PendingSubmit`` as
+in the 2026 recordings: ``initial_status``) -> identity-only frame -> ``PendingSubmit`` ->
+``PreSubmitted`` -> ``Submitted`` -> (fills) -> ``Filled``; a cancel sends a full object with
+``PendingCancel`` and then ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -184,6 +185,8 @@ class OrderEngine:
         fill_delay: float,
         commission_delay: float,
         history_days: int,
+        initial_status: str = "Inactive",
+        conid_exists: Callable[[int], bool] = lambda conid: True,
     ) -> None:
         self._account = account
         self._market = market
@@ -194,6 +197,8 @@ class OrderEngine:
         self._step = step_delay
         self._fill_delay = fill_delay
         self._commission_delay = commission_delay
+        self._initial_status = initial_status
+        self._conid_exists = conid_exists
         self._rng = random.Random(f"orders:{seed}")
         self._next_id = derive_int(seed, "order-id", 100_000_000, 1_900_000_000)
         self.orders: dict[int, Order] = {}
@@ -296,6 +301,17 @@ class OrderEngine:
         cutoff = now_ms() - max(1, min(7, days)) * 86_400_000
         return [e for e in self.executions if int(e["trade_time_r"]) >= cutoff]
 
+    def history_by_day(self, days: int) -> list[list[dict[str, Any]]]:
+        """:meth:`history` split into ``days`` (1 to 7) windows of 24 h, oldest first; a day
+        without trades is an empty list."""
+        count = max(1, min(7, days))
+        now = now_ms()
+        out: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+        for execution in self.history(count):
+            age_days = (now - int(execution["trade_time_r"])) // 86_400_000
+            out[count - 1 - min(count - 1, max(0, int(age_days)))].append(execution)
+        return out
+
     # --- placement / cancel --------------------------------------------------------------------
     def place(self, spec: dict[str, Any], account: str) -> Order:
         """Validate and accept one order of a ``POST .../orders`` body; starts its lifecycle."""
@@ -305,6 +321,8 @@ class OrderEngine:
             raise OrderError("invalid conid") from None
         if conid <= 0:
             raise OrderError("invalid conid")
+        if not self._conid_exists(conid):
+            raise OrderError(f"No security definition has been found for conid {conid}")
         inst = self._market.instrument(conid)
         if not inst.available:
             raise OrderError(f"No trading permissions or market data for conid {conid}")
@@ -353,6 +371,7 @@ class OrderEngine:
             company=inst.company,
             sec_type=inst.sec_type,
             listing_exchange=inst.listing_exchange,
+            status=self._initial_status,
         )
         self.orders[order.order_id] = order
         self._market.quote(conid)  # make sure the instrument exists (and will tick while working)

@@ -11,7 +11,7 @@ from aiohttp import web
 from rxibkr.sim import frames
 from rxibkr.sim.commands import parse_conid
 from rxibkr.sim.fields import SERVICE_PARAMS, availability, field_values
-from rxibkr.sim.gateway import Gateway
+from rxibkr.sim.gateway import Gateway, PendingPlacement
 from rxibkr.sim.instruments import search
 from rxibkr.sim.market import now_ms
 from rxibkr.sim.orders import OrderError, full_object
@@ -19,6 +19,17 @@ from rxibkr.sim.orders import OrderError, full_object
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 PREFIX = "/v1/api"
 SESSION_LIFETIME_MS = 24 * 3600 * 1000
+
+#: Texts of the order confirmation prompts by message id (paraphrased from live prompts).
+PROMPT_TEXTS: dict[str, str] = {
+    "o163": "The following order exceeds the price percentage limit of 3%.\nAre you sure you want to "
+    "submit this order?",
+    "o354": "You are submitting an order without market data. We strongly recommend against this as it "
+    "may result in erroneous and unexpected trades.\nAre you sure you want to submit this order?",
+    "o10153": "<h4>Confirm Mandatory Cap Price</h4>To avoid trading at a price that is not consistent "
+    "with a fair and orderly market, IB may set a cap (for a buy order) or floor (for a sell order). "
+    "Are you sure you want to submit this order?",
+}
 
 
 class BadRequest(Exception):
@@ -178,37 +189,45 @@ async def place_orders(request: web.Request) -> web.Response:
     specs = body.get("orders") if isinstance(body, dict) else None
     if not isinstance(specs, list) or not specs:
         return json_response({"error": 'body must be {"orders": [...]}'}, 400)
-    if gw.config.order_confirmations:
-        reply_id = gw.next_reply_id()
-        gw.pending_replies[reply_id] = [dict(s, _acct=acct) for s in specs if isinstance(s, dict)]
-        return json_response(
-            [
-                {
-                    "id": reply_id,
-                    "message": [
-                        "You are submitting an order without market data. We strongly recommend against "
-                        "this as it may result in erroneous and unexpected trades.\nAre you sure you want "
-                        "to submit this order?"
-                    ],
-                    "isSuppressed": False,
-                    "messageIds": ["o354"],
-                    "messageOptions": ["Yes", "No"],
-                }
-            ]
-        )
+    prompts = list(gw.config.order_prompts) if gw.config.order_confirmations else []
+    if prompts:
+        pending = PendingPlacement([s for s in specs if isinstance(s, dict)], acct, prompts)
+        return _prompt(gw, pending)
     return _place(gw, specs, acct)
 
 
+def _prompt(gw: Gateway, pending: PendingPlacement) -> web.Response:
+    """The next confirmation prompt of a placement, under a fresh reply id."""
+    message_id = pending.prompts.pop(0)
+    reply_id = gw.next_reply_id()
+    gw.pending_replies[reply_id] = pending
+    text = PROMPT_TEXTS.get(message_id, "Are you sure you want to submit this order?")
+    return json_response(
+        [
+            {
+                "id": reply_id,
+                "message": [text],
+                "isSuppressed": False,
+                "messageIds": [message_id],
+                "messageOptions": ["Yes", "No"],
+            }
+        ]
+    )
+
+
 async def reply(request: web.Request) -> web.Response:
+    """``POST /iserver/reply/{id}`` ``{"confirmed": true}``: the next prompt, or, after the last one,
+    the placement (the order exists only from then on)."""
     gw = _gw(request)
-    specs = gw.pending_replies.pop(request.match_info["reply_id"], None)
-    if specs is None:
+    pending = gw.pending_replies.pop(request.match_info["reply_id"], None)
+    if pending is None:
         return json_response({"error": "reply id not found", "statusCode": 400}, 400)
     body = await _body(request)
     if not (isinstance(body, dict) and body.get("confirmed") is True):
         return json_response({"error": "order not confirmed"}, 400)
-    acct = str(specs[0].get("_acct", gw.config.account)) if specs else gw.config.account
-    return _place(gw, [{k: v for k, v in s.items() if k != "_acct"} for s in specs], acct)
+    if pending.prompts:
+        return _prompt(gw, pending)
+    return _place(gw, pending.specs, pending.account)
 
 
 async def cancel_order(request: web.Request) -> web.Response:
@@ -243,6 +262,9 @@ async def snapshot(request: web.Request) -> web.Response:
     targets = [parse_conid(c.strip()) for c in conids_text.split(",") if c.strip()]
     if not targets:
         return json_response({"error": "conids is required", "statusCode": 400}, 400)
+    unknown = [t[0] for t in targets if t is not None and not gw.config.conid_exists(t[0])]
+    if unknown:
+        return _unknown_conid(unknown[0])
     out = []
     for index, parsed in enumerate(targets):
         if parsed is None:
@@ -255,7 +277,7 @@ async def snapshot(request: web.Request) -> web.Response:
         first_time = conid not in gw.snapshot_seen
         gw.snapshot_seen.add(conid)
         if q.inst.available and not (gw.config.snapshot_preflight and first_time):
-            item["6509"] = availability(q.inst)
+            item["6509"] = availability(q.inst, q.frozen)
         item.update(
             {"conidEx": conid_ex, "conid": conid, "_updated": q.updated_ms, "6119": sid, "server_id": sid}
         )
@@ -272,10 +294,19 @@ async def history(request: web.Request) -> web.Response:
     parsed = parse_conid(request.query.get("conid", ""))
     if parsed is None:
         return json_response({"error": "conid is required", "statusCode": 400}, 400)
+    if not gw.config.conid_exists(parsed[0]):
+        return _unknown_conid(parsed[0])
     started = time.perf_counter()
     body = gw.history(parsed[0], dict(request.query))
     body["travelTime"] = int((time.perf_counter() - started) * 1000)
     return json_response(body)
+
+
+def _unknown_conid(conid: int) -> web.Response:
+    """The REST answer to a conid that does not exist (the simulator's choice; docs/simulator.md)."""
+    return json_response(
+        {"error": f"No security definition has been found for conid {conid}", "statusCode": 400}, 400
+    )
 
 
 async def secdef_search(request: web.Request) -> web.Response:
@@ -304,21 +335,35 @@ async def secdef_search(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+ROUTES: tuple[tuple[str, str, Any], ...] = (
+    ("GET", "/tickle", tickle),
+    ("POST", "/tickle", tickle),
+    ("GET", "/iserver/auth/status", auth_status),
+    ("POST", "/iserver/auth/status", auth_status),
+    ("GET", "/iserver/secdef/search", secdef_search),
+    ("POST", "/iserver/secdef/search", secdef_search),
+    ("GET", "/sso/validate", sso_validate),
+    ("POST", "/sso/validate", sso_validate),
+    ("POST", "/iserver/reauthenticate", reauthenticate),
+    ("GET", "/iserver/accounts", iserver_accounts),
+    ("GET", "/portfolio/accounts", portfolio_accounts),
+    ("GET", "/portfolio/{acct}/positions/{page}", positions),
+    ("GET", "/iserver/account/orders", live_orders),
+    ("GET", "/iserver/account/trades", trades),
+    ("POST", "/iserver/account/{acct}/orders", place_orders),
+    ("POST", "/iserver/reply/{reply_id}", reply),
+    ("DELETE", "/iserver/account/{acct}/order/{order_id}", cancel_order),
+    ("GET", "/iserver/marketdata/snapshot", snapshot),
+    ("GET", "/iserver/marketdata/history", history),
+)
+"""Every REST route: method, path under ``/v1/api``, handler."""
+
+
+def add_routes(app: web.Application, *, trailing_slash: bool = True) -> None:
+    """Register :data:`ROUTES`; with ``trailing_slash`` each path also answers with a ``/`` appended,
+    as the live gateway does (IBind asks for ``iserver/account/trades/``)."""
     r = app.router
-    for method in ("GET", "POST"):
-        r.add_route(method, f"{PREFIX}/tickle", tickle)
-        r.add_route(method, f"{PREFIX}/iserver/auth/status", auth_status)
-        r.add_route(method, f"{PREFIX}/iserver/secdef/search", secdef_search)
-        r.add_route(method, f"{PREFIX}/sso/validate", sso_validate)
-    r.add_post(f"{PREFIX}/iserver/reauthenticate", reauthenticate)
-    r.add_get(f"{PREFIX}/iserver/accounts", iserver_accounts)
-    r.add_get(f"{PREFIX}/portfolio/accounts", portfolio_accounts)
-    r.add_get(f"{PREFIX}/portfolio/{{acct}}/positions/{{page}}", positions)
-    r.add_get(f"{PREFIX}/iserver/account/orders", live_orders)
-    r.add_get(f"{PREFIX}/iserver/account/trades", trades)
-    r.add_post(f"{PREFIX}/iserver/account/{{acct}}/orders", place_orders)
-    r.add_post(f"{PREFIX}/iserver/reply/{{reply_id}}", reply)
-    r.add_delete(f"{PREFIX}/iserver/account/{{acct}}/order/{{order_id}}", cancel_order)
-    r.add_get(f"{PREFIX}/iserver/marketdata/snapshot", snapshot)
-    r.add_get(f"{PREFIX}/iserver/marketdata/history", history)
+    for method, path, handler in ROUTES:
+        r.add_route(method, PREFIX + path, handler)
+        if trailing_slash:
+            r.add_route(method, PREFIX + path + "/", handler)

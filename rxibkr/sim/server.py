@@ -10,12 +10,18 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
 from rxibkr.sim.app import WS_PATH, build_app
-from rxibkr.sim.config import DEFAULT_UNAVAILABLE_CONIDS, SimConfig
+from rxibkr.sim.config import (
+    DEFAULT_MAX_CONID,
+    DEFAULT_UNAVAILABLE_CONIDS,
+    PROFILES,
+    SimConfig,
+    greeting_from_environment,
+)
 from rxibkr.sim.gateway import Gateway, ReceivedFrame, address_filter
 from rxibkr.sim.oauth import SimOAuth, make_sim_oauth
 from rxibkr.sim.orders import full_object
@@ -25,6 +31,9 @@ from rxibkr.sim.tls import TlsMaterial
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Default of the keywords whose None means "off": take the value from the profile.
+PROFILE: Literal["profile"] = "profile"
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -46,14 +55,16 @@ class GatewaySimulator:
         tls: serve ``https``/``wss`` with a certificate signed by a throwaway trustme CA
             (:attr:`cacert`); ``False`` serves plain ``http``/``ws``.
         seed: drives the session id, the market model, ids and the seeded execution history.
-        heartbeat_interval: seconds between ``{"topic":"system","hb":ms}`` frames.
+        heartbeat_interval: seconds between ``{"topic":"system","hb":ms}`` frames (default 10).
         binary_frames: send server frames as binary WebSocket frames (as the gateway does);
             ``False`` sends text frames.
         tic_replies: how many identical replies a ``tic`` gets (the 2026 gateway sends 4).
         drop_early_frames: ignore client frames received before the confirmation burst (they are
             recorded as dropped), like the real gateway.
-        greeting_delay: seconds between authentication and the ``system``/``act``/``sts`` burst.
-        md_interval: seconds between market model steps (``smd`` deltas, limit order fills).
+        greeting_delay: seconds between authentication and the ``system``/``act``/``sts`` burst
+            (the gap in which client frames are dropped; fast 0.05, live 0.15).
+        md_interval: seconds between market ticks on the gateway-wide grid (``smd`` deltas, limit
+            order fills; fast 0.25, live 0.5).
         smd_expiry: an ``smd`` stream silently ends this many seconds after its last ``smd``.
         ledger_interval: seconds between ``sld`` frames (also ``ssd`` updates unless
             ``summary_interval`` is given).
@@ -82,8 +93,9 @@ class GatewaySimulator:
         require_accounts_preflight: ``smd`` answers ``{"error":"No accounts","code":500,
             "topic":"smd"}`` until REST ``/iserver/accounts`` was called (live behaviour; default off).
         snapshot_preflight: the first REST snapshot of a conid carries no field values (live; off).
-        order_confirmations: order placement first answers with a confirmation prompt that must be
-            confirmed via ``POST /iserver/reply/{id}`` ``{"confirmed":true}`` (default off).
+        order_confirmations: order placement first answers with confirmation prompts (one reply id
+            each, ``order_prompts``) that must be confirmed via ``POST /iserver/reply/{id}``
+            ``{"confirmed":true}`` (fast off, live on).
         orders_filter_mutes_sor: ``GET /iserver/account/orders?filters=...`` mutes ``sor`` until a
             call with ``force=true`` (live quirk; default on).
         reauthenticate_delay: if set, ``POST /iserver/reauthenticate`` restores authentication after
@@ -99,6 +111,29 @@ class GatewaySimulator:
         oauth: serve IBKR's OAuth instead of a logged-in gateway: ``"1.0a"``, ``"2.0"``, True (both)
             or a :class:`rxibkr.sim.oauth.SimOAuth`; :attr:`oauth` then hands out matching client
             configs (``sim.oauth.oauth1a_config`` / ``oauth2_config``). See ``rxibkr/sim/oauth.py``.
+
+    Profile and fidelity switches (docs/simulator.md; keywords left out take the profile's value):
+        profile: ``"fast"`` (default: quick timing for tests) or ``"live"`` (the timing of live
+            gateways: 500 ms grid, ~3 frames/s for 25 conids, delayed first updates, prompts...).
+        greeting: send ``system``/``act``/``sts`` after the session (default: on, or the
+            ``RXIBKR_SIM_GREETING`` environment variable); off, only heartbeats and data come.
+        shared_heartbeat_clock: heartbeats on one gateway-wide clock (default on); off: per socket.
+        md_rate: None (every subscribed conid every tick) or updates per second per active conid,
+            shared by seeded liquidity weights.
+        md_first_delay: None (first update at once) or ``(low, high)`` seconds of a seeded per-conid
+            delay; the first update goes out on the next tick, in the order the gateway has data.
+        priceless_first: share of instruments whose first two frames carry only ``6509``.
+        c_prefix_before_trade: 31 shows ``C<prior close>`` until the first trade (fast); off, the
+            market opens with a trade (live). market_closed: frozen values with the ``C`` prefix.
+        global_server_id: ``server_id`` counts up across connections (live) instead of per socket.
+        order_prompts: message ids of the confirmation prompts (with ``order_confirmations``).
+        order_burst_delay: hold an order's ``sor`` updates this long after placing, then send them
+            in one burst whose first frame is a full ``PendingSubmit`` object.
+        str_days, str_day_frames, str_resend_after: default history days of ``str``; the history
+            day by day with empty frames for days without trades; a resend pass after that long.
+        trailing_slash: REST routes also answer with a trailing ``/`` (default on).
+        max_conid: conids at or above are rejected with an error (default 900 000 000; None: never).
+        pnl_follows_prices: held instruments tick with the market and ``spl`` skips repeated rows.
 
     Faults (any thread, while running): :meth:`drop_connections`, :meth:`pause_heartbeats`,
     :meth:`resume_heartbeats`, :meth:`stop_pongs`, :meth:`resume_pongs`, :meth:`set_authenticated`,
@@ -135,16 +170,17 @@ class GatewaySimulator:
         port: int = 0,
         tls: bool = True,
         seed: int = 0,
-        heartbeat_interval: float = 10.0,
+        heartbeat_interval: float | None = None,
         *,
+        profile: str = "fast",
         binary_frames: bool = True,
         tic_replies: int = 4,
         drop_early_frames: bool = True,
-        greeting_delay: float = 0.05,
-        md_interval: float = 0.25,
+        greeting_delay: float | None = None,
+        md_interval: float | None = None,
         smd_expiry: float = 600.0,
         ledger_interval: float = 10.0,
-        pnl_interval: float = 1.0,
+        pnl_interval: float | None = None,
         max_history: int = 5,
         account: str = "DU1234567",
         username: str = "simuser",
@@ -163,7 +199,7 @@ class GatewaySimulator:
         unavailable_conids: Iterable[int] = DEFAULT_UNAVAILABLE_CONIDS,
         require_accounts_preflight: bool = False,
         snapshot_preflight: bool = False,
-        order_confirmations: bool = False,
+        order_confirmations: bool | None = None,
         orders_filter_mutes_sor: bool = True,
         reauthenticate_delay: float | None = None,
         initial_cash: float = 1_000_000.0,
@@ -173,7 +209,33 @@ class GatewaySimulator:
         session_id: str | None = None,
         session_timeout: float | None = None,
         oauth: SimOAuth | str | bool | None = None,
+        greeting: bool | None = None,
+        shared_heartbeat_clock: bool = True,
+        md_rate: float | Literal["profile"] | None = PROFILE,
+        md_first_delay: tuple[float, float] | Literal["profile"] | None = PROFILE,
+        priceless_first: float | None = None,
+        c_prefix_before_trade: bool | None = None,
+        market_closed: bool = False,
+        global_server_id: bool | None = None,
+        order_prompts: Iterable[str] | None = None,
+        order_burst_delay: float | Literal["profile"] | None = PROFILE,
+        str_days: int | None = None,
+        str_day_frames: bool | None = None,
+        str_resend_after: float | Literal["profile"] | None = PROFILE,
+        trailing_slash: bool = True,
+        max_conid: int | None = DEFAULT_MAX_CONID,
+        pnl_follows_prices: bool = True,
     ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+        defaults = PROFILES[profile]
+
+        def pick(name: str, value: Any) -> Any:
+            return defaults[name] if value is None or value == PROFILE else value
+
+        if greeting is None:
+            env = greeting_from_environment()
+            greeting = True if env is None else env
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
         if session_id is not None and (
@@ -188,20 +250,46 @@ class GatewaySimulator:
             raise ValueError(f"max_history must be >= 0, got {max_history!r}")
         if not account:
             raise ValueError("account must not be empty")
+        rate = defaults["md_rate"] if md_rate == PROFILE else md_rate
+        first_delay = defaults["md_first_delay"] if md_first_delay == PROFILE else md_first_delay
+        if first_delay is not None:
+            low, high = (float(x) for x in first_delay)
+            if not 0.0 <= low <= high:
+                raise ValueError(
+                    f"md_first_delay must be (low, high) with 0 <= low <= high, got {first_delay!r}"
+                )
+            first_delay = (low, high)
+        share = float(pick("priceless_first", priceless_first))
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"priceless_first must be within 0..1, got {share!r}")
+        prompts = tuple(
+            str(m) for m in pick("order_prompts", None if order_prompts is None else tuple(order_prompts))
+        )
+        days = int(pick("str_days", str_days))
+        if not 1 <= days <= 7:
+            raise ValueError(f"str_days must be within 1..7, got {days!r}")
+        burst = defaults["order_burst_delay"] if order_burst_delay == PROFILE else order_burst_delay
+        resend = defaults["str_resend_after"] if str_resend_after == PROFILE else str_resend_after
+        if max_conid is not None and max_conid < 1:
+            raise ValueError(f"max_conid must be >= 1 or None, got {max_conid!r}")
         self._config = SimConfig(
             host=host,
             port=int(port),
             tls=bool(tls),
             seed=int(seed),
-            heartbeat_interval=_positive("heartbeat_interval", heartbeat_interval),
+            heartbeat_interval=_positive(
+                "heartbeat_interval", pick("heartbeat_interval", heartbeat_interval)
+            ),
             binary_frames=bool(binary_frames),
             tic_replies=int(tic_replies),
             drop_early_frames=bool(drop_early_frames),
-            greeting_delay=_positive("greeting_delay", greeting_delay, allow_zero=True),
-            md_interval=_positive("md_interval", md_interval),
+            greeting_delay=_positive(
+                "greeting_delay", pick("greeting_delay", greeting_delay), allow_zero=True
+            ),
+            md_interval=_positive("md_interval", pick("md_interval", md_interval)),
             smd_expiry=_positive("smd_expiry", smd_expiry),
             ledger_interval=_positive("ledger_interval", ledger_interval),
-            pnl_interval=_positive("pnl_interval", pnl_interval),
+            pnl_interval=_positive("pnl_interval", pick("pnl_interval", pnl_interval)),
             max_history=int(max_history),
             account=account,
             username=username,
@@ -222,7 +310,7 @@ class GatewaySimulator:
             unavailable_conids=frozenset(int(c) for c in unavailable_conids),
             require_accounts_preflight=bool(require_accounts_preflight),
             snapshot_preflight=bool(snapshot_preflight),
-            order_confirmations=bool(order_confirmations),
+            order_confirmations=bool(pick("order_confirmations", order_confirmations)),
             orders_filter_mutes_sor=bool(orders_filter_mutes_sor),
             reauthenticate_delay=None
             if reauthenticate_delay is None
@@ -235,6 +323,27 @@ class GatewaySimulator:
             session_timeout=None
             if session_timeout is None
             else _positive("session_timeout", session_timeout),
+            profile=profile,
+            greeting=bool(greeting),
+            shared_heartbeat_clock=bool(shared_heartbeat_clock),
+            md_rate=None if rate is None else _positive("md_rate", rate),
+            md_first_delay=first_delay,
+            priceless_first=share,
+            c_prefix_before_trade=bool(pick("c_prefix_before_trade", c_prefix_before_trade)),
+            market_closed=bool(market_closed),
+            global_server_id=bool(pick("global_server_id", global_server_id)),
+            order_prompts=prompts,
+            order_burst_delay=None
+            if burst is None
+            else _positive("order_burst_delay", burst, allow_zero=True),
+            str_days=days,
+            str_day_frames=bool(pick("str_day_frames", str_day_frames)),
+            str_resend_after=None
+            if resend is None
+            else _positive("str_resend_after", resend, allow_zero=True),
+            trailing_slash=bool(trailing_slash),
+            max_conid=None if max_conid is None else int(max_conid),
+            pnl_follows_prices=bool(pnl_follows_prices),
         )
         address_filter(self._config.allowed_hosts)
         self.oauth: SimOAuth | None = make_sim_oauth(oauth)  # OAuth hook (rxibkr/sim/oauth.py)

@@ -18,6 +18,8 @@ class MarketDataSub:
     expires_at: float
     last: dict[str, Any] = field(default_factory=dict)
     deltas_sent: int = 0
+    first_due: float | None = None  # loop time of the first update; None once it was sent
+    pending_full: bool = False  # the first frames carried no prices: send every value next tick
 
     def add_fields(self, new: list[str]) -> None:
         self.fields.extend(f for f in new if f not in self.fields)

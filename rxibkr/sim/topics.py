@@ -2,43 +2,76 @@
 ``ssd``, ``sld``, ``sbd``, their ``u...`` counterparts, ``tic``, ``ech``, the session message).
 
 Spelling variants are accepted (§7.10): with or without ``+{}``, ``upl{}``, ``usd+ACCT``...
+
+The handlers see the gateway through :class:`TopicHost` (what they read and call of it), so this
+module does not import the gateway, which imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from statistics import NormalDist
+from typing import Any, Protocol
 
 from rxibkr.sim import frames
+from rxibkr.sim.account import Account
 from rxibkr.sim.commands import Command, parse_conid
+from rxibkr.sim.config import SimConfig, derive_unit
 from rxibkr.sim.connection import Connection
 from rxibkr.sim.fields import SERVICE_PARAMS, availability, field_values
-from rxibkr.sim.market import Quote, now_ms
-from rxibkr.sim.orders import without_commission
+from rxibkr.sim.market import Market, Quote, now_ms
+from rxibkr.sim.orders import OrderEngine, without_commission
 from rxibkr.sim.subscriptions import LadderSub, MarketDataSub, OrdersSub
-
-if TYPE_CHECKING:
-    from rxibkr.sim.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Connection, Command], None]
+
+class TopicHost(Protocol):
+    """What the topic handlers need of the gateway."""
+
+    @property
+    def config(self) -> SimConfig: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def ident(self) -> frames.Identity: ...
+    @property
+    def market(self) -> Market: ...
+    @property
+    def account(self) -> Account: ...
+    @property
+    def orders(self) -> OrderEngine: ...
+    @property
+    def accounts_called(self) -> bool: ...
+    def history(self, conid: int, args: dict[str, Any]) -> dict[str, Any]: ...
+    def touch_session(self) -> None: ...
+    def ready_connections(self) -> list[Connection]: ...
+    def next_quote_server(self) -> str: ...
+
+
+Handler = Callable[[TopicHost, Connection, Command], None]
 
 # topics that produce data; ignored on a socket whose data was stopped by an auth loss
 DATA_TOPICS = frozenset({"smd", "smh", "sor", "str", "spl", "ssd", "sld", "sbd"})
 
 
-def handle(conn: Connection, cmd: Command) -> None:
+def handle(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     handler = HANDLERS.get(cmd.topic)
     if handler is None:
         conn.send(frames.TOPIC_UNKNOWN)
         return
     if cmd.topic in DATA_TOPICS and not conn.data_enabled:
         return
-    handler(conn, cmd)
+    handler(gw, conn, cmd)
+
+
+def unknown_conid_error(conid: int, topic: str) -> dict[str, Any]:
+    """The answer to a conid that does not exist (the simulator's choice; see docs/simulator.md)."""
+    return frames.error(f"No security definition has been found for conid {conid}", 400, topic)
 
 
 # --- market data ---------------------------------------------------------------------------------
@@ -63,7 +96,7 @@ def md_first_frames(
     updated = q.updated_ms
     a: dict[str, Any] = {}
     if q.inst.available:
-        a["6509"] = availability(q.inst)
+        a["6509"] = availability(q.inst, q.frozen)
     a.update(
         {
             "conidEx": sub.conid_ex,
@@ -90,7 +123,7 @@ def md_first_frames(
 
 
 def md_update_frame(
-    sub: MarketDataSub, q: Quote, delta: dict[str, Any], *, with_6508: bool = False, with_6509: bool = False
+    sub: MarketDataSub, q: Quote, delta: dict[str, Any], *, with_6508: bool = False
 ) -> dict[str, Any]:
     frame: dict[str, Any] = {
         "server_id": sub.server_id,
@@ -100,16 +133,57 @@ def md_update_frame(
         "6119": sub.server_id,
     }
     frame.update(delta)
-    if with_6509:
-        frame["6509"] = availability(q.inst)
     if with_6508:
         frame["6508"] = SERVICE_PARAMS
     frame["topic"] = sub.topic
     return frame
 
 
-def on_smd(conn: Connection, cmd: Command) -> None:
-    gw = conn.gw
+#: Spread of the instruments' activity (log-normal sigma): a few liquid names tick far more often
+#: than the rest, as in the live recordings (one name 80 frames a minute, others 4-8).
+ACTIVITY_SIGMA = 1.0
+_NORMAL = NormalDist()
+
+
+def activity_weight(config: SimConfig, conid: int) -> float:
+    """An instrument's seeded liquidity weight (log-normal): its share of the gateway's market data
+    throughput under ``md_rate`` is its weight over the sum of the active instruments' weights."""
+    u = min(max(derive_unit(config.seed, f"activity:{conid}"), 1e-6), 1.0 - 1e-6)
+    return math.exp(ACTIVITY_SIGMA * _NORMAL.inv_cdf(u))
+
+
+def first_update_delay(config: SimConfig, conid: int) -> float | None:
+    """Seconds from ``smd`` until the gateway has data for ``conid`` (None: at once). The same
+    for every socket: it stands for the gateway's own readiness, not for the subscription order."""
+    window = config.md_first_delay
+    if window is None:
+        return None
+    low, high = window
+    return low + (high - low) * derive_unit(config.seed, f"first-update:{conid}")
+
+
+def is_priceless_first(config: SimConfig, conid: int) -> bool:
+    """True for the instruments whose first two frames carry only ``6509`` (no prices)."""
+    share = config.priceless_first
+    return share > 0 and derive_unit(config.seed, f"priceless:{conid}") < share
+
+
+def send_first_update(gw: TopicHost, conn: Connection, sub: MarketDataSub) -> None:
+    """The duplicated first update; for a price-less instrument only ``6509`` and the bookkeeping
+    keys, with every value following on the next market tick."""
+    q = gw.market.quote(sub.conid)
+    if q.inst.available and is_priceless_first(gw.config, sub.conid):
+        first, second = md_first_frames(sub, q, {})
+        sub.pending_full = True
+    else:
+        values = field_values(q, sub.fields, gw.account.position_view(sub.conid))
+        sub.last.update(values)
+        first, second = md_first_frames(sub, q, values)
+    conn.send(first)
+    conn.send(second)
+
+
+def on_smd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     parsed = parse_conid(cmd.target)
     if parsed is None:
         conn.send(frames.error(f"invalid conid {cmd.target!r}", 400, "smd"))
@@ -121,35 +195,42 @@ def on_smd(conn: Connection, cmd: Command) -> None:
         conn.send(frames.error("No accounts", 500, "smd"))
         return
     conid, conid_ex = parsed
+    if not gw.config.conid_exists(conid):
+        conn.send(unknown_conid_error(conid, f"smd+{conid}"))
+        return
     fields = _fields_of(cmd.args)
     q = gw.market.quote(conid)
-    expires = gw.loop.time() + gw.config.smd_expiry
+    now = gw.loop.time()
+    expires = now + gw.config.smd_expiry
     sub = conn.md.get(conid_ex)
     if sub is not None:
         # re-sent: union of fields, renewed expiry, one frame with the current values
         sub.add_fields(fields)
         sub.expires_at = expires
+        if sub.first_due is not None:
+            return  # the first update is still to come and will carry the new fields
         values = field_values(q, sub.fields, gw.account.position_view(conid))
         sub.last.update(values)
         conn.send(md_first_frames(sub, q, values)[0])
         return
+    allocate = gw.next_quote_server if gw.config.global_server_id else None
     sub = MarketDataSub(
         conid=conid,
         conid_ex=conid_ex,
         topic=f"smd+{conid}",
         fields=fields,
-        server_id=conn.quote_server(conid),
+        server_id=conn.quote_server(conid, allocate),
         expires_at=expires,
     )
     conn.md[conid_ex] = sub
-    values = field_values(q, sub.fields, gw.account.position_view(conid))
-    sub.last.update(values)
-    first, second = md_first_frames(sub, q, values)
-    conn.send(first)
-    conn.send(second)
+    delay = first_update_delay(gw.config, conid)
+    if delay is None:
+        send_first_update(gw, conn, sub)
+    else:
+        sub.first_due = now + delay  # sent by the first market tick at or after it
 
 
-def on_umd(conn: Connection, cmd: Command) -> None:
+def on_umd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     target = cmd.target.strip()
     if conn.md.pop(target, None) is not None:
         return
@@ -160,39 +241,55 @@ def on_umd(conn: Connection, cmd: Command) -> None:
         del conn.md[key]
 
 
-def push_market_updates(gw: Gateway, quotes: dict[int, Quote]) -> None:
-    """After a market step: send each ``smd`` subscriber the requested fields that changed."""
+def push_market_updates(gw: TopicHost, quotes: dict[int, Quote]) -> None:
+    """After a market tick: first updates that came due (in the order the gateway has the data),
+    the full values after price-less first frames, and each subscriber's changed fields."""
     now = gw.loop.time()
     for conn in gw.ready_connections():
         if not conn.md:
             continue
+        due: list[MarketDataSub] = []
         for key, sub in list(conn.md.items()):
             if now >= sub.expires_at:
                 del conn.md[key]  # streams end silently after the expiry
                 continue
-            q = quotes.get(sub.conid)
-            if q is None or not q.inst.available:
+            if sub.first_due is not None:
+                if now >= sub.first_due:
+                    due.append(sub)
                 continue
-            values = field_values(q, sub.fields, gw.account.position_view(sub.conid))
+            if sub.pending_full:
+                q = gw.market.quote(sub.conid)
+                values = field_values(q, sub.fields, gw.account.position_view(sub.conid))
+                sub.pending_full = False
+            else:
+                stepped = quotes.get(sub.conid)
+                if stepped is None or not stepped.inst.available:
+                    continue
+                q = stepped
+                values = field_values(q, sub.fields, gw.account.position_view(sub.conid))
             last = sub.last
             delta = {k: v for k, v in values.items() if last.get(k) != v}
             if not delta:
                 continue
             last.update(delta)
             sub.deltas_sent += 1
-            n = sub.deltas_sent
-            conn.send(md_update_frame(sub, q, delta, with_6508=(n == 1), with_6509=(n % 50 == 0)))
+            conn.send(md_update_frame(sub, q, delta, with_6508=(sub.deltas_sent == 1)))
+        for sub in sorted(due, key=lambda s: (s.first_due or 0.0, s.conid)):
+            sub.first_due = None
+            send_first_update(gw, conn, sub)
 
 
 # --- history -------------------------------------------------------------------------------------
-def on_smh(conn: Connection, cmd: Command) -> None:
-    gw = conn.gw
+def on_smh(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     parsed = parse_conid(cmd.target)
     if parsed is None:
         conn.send(frames.error(f"invalid conid {cmd.target!r}", 400, "smh"))
         return
     conid, _ = parsed
     topic = f"smh+{conid}"
+    if not gw.config.conid_exists(conid):
+        conn.send(unknown_conid_error(conid, topic))
+        return
     limit = gw.config.max_history
     if len(conn.history) >= limit:
         conn.send(
@@ -208,16 +305,16 @@ def on_smh(conn: Connection, cmd: Command) -> None:
     conn.send(body)
 
 
-def on_umh(conn: Connection, cmd: Command) -> None:
+def on_umh(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     server_id = cmd.target.strip().strip("{}")
     if conn.history.pop(server_id, None) is None:
         return
-    if conn.gw.config.umh_confirmation:
+    if gw.config.umh_confirmation:
         conn.send({"message": f"Unsubscribed {server_id}"})
 
 
 # --- orders and trades ---------------------------------------------------------------------------
-def on_sor(conn: Connection, cmd: Command) -> None:
+def on_sor(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     raw = cmd.args.get("filters", [])
     if isinstance(raw, str):
         raw = [raw]
@@ -229,47 +326,77 @@ def on_sor(conn: Connection, cmd: Command) -> None:
     conn.orders = OrdersSub(filters=filters)
 
 
-def on_uor(conn: Connection, cmd: Command) -> None:
+def on_uor(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     conn.orders = None
 
 
-def on_str(conn: Connection, cmd: Command) -> None:
-    gw = conn.gw
+def on_str(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    """``{"topic":"str","args":[]}``, then the history of ``days`` (default ``str_days``): each
+    execution first without, then with its commission. With ``str_day_frames`` the history goes day
+    by day, oldest first, an empty ``args`` frame standing for each day without trades; with
+    ``str_resend_after`` every execution of the history is sent once more that much later."""
     conn.trades = True
-    conn.send({"topic": "str", "args": []})
-    if cmd.args.get("realtimeUpdatesOnly") is True:
+    config = gw.config
+    realtime_only = cmd.args.get("realtimeUpdatesOnly") is True
+    if not config.str_day_frames or realtime_only:
+        conn.send({"topic": "str", "args": []})
+    if realtime_only:
         return
-    days = cmd.args.get("days", 1)
-    days = days if isinstance(days, int) and not isinstance(days, bool) else 1
-    for execution in gw.orders.history(days):
-        conn.send({"topic": "str", "args": [without_commission(execution)]})
-        conn.send({"topic": "str", "args": [execution]})
+    days = cmd.args.get("days", config.str_days)
+    days = days if isinstance(days, int) and not isinstance(days, bool) else config.str_days
+    if config.str_day_frames:
+        for day in gw.orders.history_by_day(days):
+            if not day:
+                conn.send({"topic": "str", "args": []})
+            for execution in day:
+                conn.send({"topic": "str", "args": [without_commission(execution)]})
+                conn.send({"topic": "str", "args": [execution]})
+    else:
+        for execution in gw.orders.history(days):
+            conn.send({"topic": "str", "args": [without_commission(execution)]})
+            conn.send({"topic": "str", "args": [execution]})
+    if config.str_resend_after is not None:
+        conn.start_task("str-resend", _resend_trades(gw, conn, days, config.str_resend_after))
 
 
-def on_utr(conn: Connection, cmd: Command) -> None:
+async def _resend_trades(gw: TopicHost, conn: Connection, days: int, delay: float) -> None:
+    await asyncio.sleep(delay)
+    if conn.trades and conn.data_enabled:
+        for execution in gw.orders.history(days):
+            conn.send({"topic": "str", "args": [execution]})
+
+
+def on_utr(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     conn.trades = False
+    conn.stop_task("str-resend")
 
 
 # --- P&L, summary, ledger --------------------------------------------------------------------------
-def on_spl(conn: Connection, cmd: Command) -> None:
+def on_spl(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     if "spl" not in conn.task_keys():
-        conn.start_task("spl", _pnl_stream(conn))
+        conn.start_task("spl", _pnl_stream(gw, conn))
 
 
-async def _pnl_stream(conn: Connection) -> None:
-    gw = conn.gw
+async def _pnl_stream(gw: TopicHost, conn: Connection) -> None:
+    """A row every ``pnl_interval``; with ``pnl_follows_prices`` a row equal to the last one sent is
+    skipped (the values follow the market, which moves on its own ticks)."""
+    last: dict[str, Any] | None = None
+    skip_repeats = gw.config.pnl_follows_prices
     while True:
-        conn.send({"topic": "spl", "args": gw.account.pnl_row()})
+        row = gw.account.pnl_row()
+        if not (skip_repeats and row == last):
+            conn.send({"topic": "spl", "args": row})
+            last = row
         await asyncio.sleep(gw.config.pnl_interval)
 
 
-def on_upl(conn: Connection, cmd: Command) -> None:
+def on_upl(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     conn.stop_task("spl")
 
 
-def _account_target(conn: Connection, cmd: Command, topic: str) -> str | None:
+def _account_target(gw: TopicHost, conn: Connection, cmd: Command, topic: str) -> str | None:
     acct = cmd.target.strip()
-    if acct != conn.gw.config.account:
+    if acct != gw.config.account:
         conn.send(frames.error(f"Invalid account {acct!r}", 400, f"{topic}+{acct}" if acct else topic))
         return None
     return acct
@@ -282,13 +409,13 @@ def _str_list(value: Any) -> list[str] | None:
     return None
 
 
-def on_ssd(conn: Connection, cmd: Command) -> None:
-    acct = _account_target(conn, cmd, "ssd")
+def on_ssd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    acct = _account_target(gw, conn, cmd, "ssd")
     if acct is None:
         return
     keys = _str_list(cmd.args.get("keys"))
     fields = _str_list(cmd.args.get("fields"))
-    conn.start_task(f"ssd+{acct}", _summary_stream(conn, acct, keys, fields))
+    conn.start_task(f"ssd+{acct}", _summary_stream(gw, conn, acct, keys, fields))
 
 
 def _filter_entry(entry: dict[str, Any], fields: set[str] | None, always: tuple[str, ...]) -> dict[str, Any]:
@@ -298,9 +425,8 @@ def _filter_entry(entry: dict[str, Any], fields: set[str] | None, always: tuple[
 
 
 async def _summary_stream(
-    conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
+    gw: TopicHost, conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
 ) -> None:
-    gw = conn.gw
     topic = f"ssd+{acct}"
     wanted_keys = set(keys) if keys else None
     wanted_fields = {f.lower() for f in fields} if fields else None
@@ -323,25 +449,24 @@ async def _summary_stream(
         await asyncio.sleep(gw.config.effective_summary_interval)
 
 
-def on_usd(conn: Connection, cmd: Command) -> None:
+def on_usd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     acct = cmd.target.strip()
     conn.stop_task(f"ssd+{acct}")
     conn.send({"result": "unsubscribed from summary"})
 
 
-def on_sld(conn: Connection, cmd: Command) -> None:
-    acct = _account_target(conn, cmd, "sld")
+def on_sld(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    acct = _account_target(gw, conn, cmd, "sld")
     if acct is None:
         return
     keys = _str_list(cmd.args.get("keys"))
     fields = _str_list(cmd.args.get("fields"))
-    conn.start_task(f"sld+{acct}", _ledger_stream(conn, acct, keys, fields))
+    conn.start_task(f"sld+{acct}", _ledger_stream(gw, conn, acct, keys, fields))
 
 
 async def _ledger_stream(
-    conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
+    gw: TopicHost, conn: Connection, acct: str, keys: list[str] | None, fields: list[str] | None
 ) -> None:
-    gw = conn.gw
     topic = f"sld+{acct}"
     wanted_keys = set(keys) if keys else None
     wanted_fields = {f.lower() for f in fields} if fields else None
@@ -363,15 +488,15 @@ async def _ledger_stream(
         await asyncio.sleep(gw.config.ledger_interval)
 
 
-def on_uld(conn: Connection, cmd: Command) -> None:
+def on_uld(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     acct = cmd.target.strip()
     conn.stop_task(f"sld+{acct}")
     conn.send({"result": "unsubscribed from ledger"})
 
 
 # --- price ladder --------------------------------------------------------------------------------
-def on_sbd(conn: Connection, cmd: Command) -> None:
-    acct = _account_target(conn, cmd, "sbd")
+def on_sbd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    acct = _account_target(gw, conn, cmd, "sbd")
     if acct is None:
         return
     parsed = parse_conid(cmd.targets[1]) if len(cmd.targets) > 1 else None
@@ -380,10 +505,13 @@ def on_sbd(conn: Connection, cmd: Command) -> None:
         return
     conid = parsed[0]
     topic = "+".join(("sbd", acct, str(conid), *cmd.targets[2:3]))
+    if not gw.config.conid_exists(conid):
+        conn.send(unknown_conid_error(conid, topic))
+        return
     key = topic
     conn.ladders[key] = LadderSub(account=acct, conid=conid, topic=topic)
-    conn.gw.market.quote(conid)
-    conn.start_task(key, _ladder_stream(conn, key))
+    gw.market.quote(conid)
+    conn.start_task(key, _ladder_stream(gw, conn, key))
 
 
 def ladder_rows(q: Quote, depth: int = 5) -> list[dict[str, Any]]:
@@ -409,8 +537,7 @@ def ladder_rows(q: Quote, depth: int = 5) -> list[dict[str, Any]]:
     return rows
 
 
-async def _ladder_stream(conn: Connection, key: str) -> None:
-    gw = conn.gw
+async def _ladder_stream(gw: TopicHost, conn: Connection, key: str) -> None:
     while True:
         sub = conn.ladders.get(key)
         if sub is None:
@@ -419,7 +546,7 @@ async def _ladder_stream(conn: Connection, key: str) -> None:
         await asyncio.sleep(gw.config.effective_sbd_interval)
 
 
-def on_ubd(conn: Connection, cmd: Command) -> None:
+def on_ubd(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     acct = cmd.target.strip()
     for key in [k for k, s in conn.ladders.items() if s.account == acct]:
         del conn.ladders[key]
@@ -427,28 +554,28 @@ def on_ubd(conn: Connection, cmd: Command) -> None:
 
 
 # --- misc ------------------------------------------------------------------------------------------
-def on_tic(conn: Connection, cmd: Command) -> None:
-    conn.gw.touch_session()
-    reply = frames.tic(conn.gw.ident, now_ms())
-    for _ in range(max(1, conn.gw.config.tic_replies)):
+def on_tic(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    gw.touch_session()
+    reply = frames.tic(gw.ident, now_ms())
+    for _ in range(max(1, gw.config.tic_replies)):
         conn.send(reply)
 
 
-def on_ech(conn: Connection, cmd: Command) -> None:
-    if conn.gw.config.echo_hb:
+def on_ech(gw: TopicHost, conn: Connection, cmd: Command) -> None:
+    if gw.config.echo_hb:
         conn.send(cmd.raw.strip().encode())
 
 
-def on_session(conn: Connection, cmd: Command) -> None:
+def on_session(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     # the socket is already authenticated: the live gateway answers this with an error
     conn.send(frames.TOPIC_UNKNOWN)
 
 
-def on_shs(conn: Connection, cmd: Command) -> None:
+def on_shs(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     conn.send({"topic": "+".join(("shs", *cmd.targets))})
 
 
-def on_ignore(conn: Connection, cmd: Command) -> None:
+def on_ignore(gw: TopicHost, conn: Connection, cmd: Command) -> None:
     return
 
 

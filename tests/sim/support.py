@@ -21,6 +21,7 @@ GOLDEN_PATH = Path(__file__).parent / "data" / "golden_frames.jsonl"
 
 #: Tiny intervals for tests; individual tests override what they need.
 FAST: dict[str, Any] = {
+    "greeting": True,  # not from RXIBKR_SIM_GREETING: these tests pin the behaviour they test
     "heartbeat_interval": 0.1,
     "greeting_delay": 0.01,
     "md_interval": 0.02,

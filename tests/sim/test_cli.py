@@ -61,6 +61,18 @@ def test_defaults_and_options() -> None:
     assert args.allow == ["10.0.0.0/8"] and args.number_frames
 
 
+def test_profile_and_fidelity_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RXIBKR_SIM_GREETING", raising=False)
+    fast = cli.build(parse()).config
+    assert (fast.profile, fast.greeting, fast.md_interval, fast.market_closed) == ("fast", True, 0.25, False)
+    live = cli.build(parse("--profile", "live", "--no-greeting", "--market-closed")).config
+    assert (live.profile, live.greeting, live.md_interval, live.market_closed) == ("live", False, 0.5, True)
+    assert live.order_confirmations and live.heartbeat_interval == 10.0
+    assert cli.build(parse("--profile", "live", "--md-interval", "0.1")).config.md_interval == 0.1
+    with pytest.raises(SystemExit):
+        parse("--profile", "slow")
+
+
 def read_banner(proc: subprocess.Popen[str], timeout: float = 10.0) -> dict[str, str]:
     assert proc.stdout is not None
     lines: dict[str, str] = {}

@@ -32,3 +32,40 @@ def test_sim_imports_only_itself_from_rxibkr() -> None:
         if (name == "rxibkr" or name.startswith("rxibkr.")) and not name.startswith("rxibkr.sim")
     }
     assert not offenders, offenders
+
+
+def sim_imports(path: Path) -> set[str]:
+    """Every rxibkr.sim module a file imports anywhere (top level, functions, TYPE_CHECKING blocks)."""
+    modules = {p.stem for p in SIM_DIR.glob("*.py")}
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module if node.level == 0 else f"rxibkr.sim.{node.module}"
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith("rxibkr.sim.") and name.split(".")[2] in modules:
+                found.add(name.split(".")[2])
+    return found - {path.stem}
+
+
+def test_sim_modules_import_each_other_without_a_cycle() -> None:
+    graph = {p.stem: sim_imports(p) for p in SIM_DIR.glob("*.py") if p.stem != "__init__"}
+    assert "gateway" not in graph["connection"] and "gateway" not in graph["topics"]
+    assert "topics" not in graph["connection"]
+    done: set[str] = set()
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        assert node not in path, " -> ".join((*path, node))
+        if node in done:
+            return
+        for child in sorted(graph.get(node, ())):
+            visit(child, (*path, node))
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, ())
