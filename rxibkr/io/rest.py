@@ -106,10 +106,7 @@ class IbkrSession:
                 if self._ssl_context is not None:
                     tls_options = {"ssl_context": self._ssl_context}
                 elif self.tls is not None and self.base_url.startswith("https://"):
-                    try:
-                        tls_options = self.tls.urllib3_options(self.timeout)
-                    except (OSError, ValueError) as exc:
-                        raise SessionError(f"TLS: {exc.__class__.__name__}: {exc}") from exc
+                    tls_options = self.tls.urllib3_options(self.timeout)  # may connect once to pin
                 self._pool_manager = urllib3.PoolManager(
                     timeout=urllib3.Timeout(total=self.timeout),
                     retries=False,
@@ -127,7 +124,10 @@ class IbkrSession:
         sent as JSON. Raises :class:`SessionError` (with ``status`` for HTTP errors).
         """
         url = f"{self.base_url}/{path.lstrip('/')}"
-        pool = self._pool()
+        try:
+            pool = self._pool()
+        except (OSError, ValueError) as exc:  # pinning a loopback gateway's certificate on first use
+            raise SessionError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
         try:
             response = pool.request(
                 method,
