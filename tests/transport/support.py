@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rxibkr.io.transport import ConnectOptions, Connection, WebSocketTransport
+from rxibkr.io.transport import Connection, ConnectOptions, WebSocketTransport
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -60,7 +60,9 @@ class RawServer:
     """Accepts one connection on 127.0.0.1, answers the upgrade (or ``status_line`` instead), sends
     ``script``, then records everything the client sends until it closes."""
 
-    def __init__(self, script: bytes = b"", status_line: bytes | None = None, raw_answer: bytes | None = None):
+    def __init__(
+        self, script: bytes = b"", status_line: bytes | None = None, raw_answer: bytes | None = None
+    ):
         self.script = script
         self.status_line = status_line
         self.raw_answer = raw_answer
@@ -92,6 +94,7 @@ class RawServer:
                 request += chunk
             if self.raw_answer is not None:
                 conn.sendall(self.raw_answer)
+                conn.shutdown(socket.SHUT_WR)  # answer, then hang up (as a TLS port does to plain HTTP)
             elif self.status_line is not None:
                 conn.sendall(self.status_line + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             else:
