@@ -112,6 +112,6 @@ def cacert_or_env(value: str | bool | Unset) -> str | bool:
     return env_cacert() if isinstance(value, Unset) else value
 
 
-def tls_cacert_or_env(value: str | bool | None | Unset) -> str | bool | None:
+def tls_cacert_or_env(value: str | bool | Unset | None) -> str | bool | None:
     """``cacert`` as given, or ``RXIBKR_CACERT`` (see :func:`env_tls_cacert`) when left unset."""
     return env_tls_cacert() if isinstance(value, Unset) else value
