@@ -20,7 +20,7 @@ def test_jupyter_nbconvert_runs_from_the_installed_extra(tmp_path: Path) -> None
             *command,
             "nbconvert",
             "--to",
-            "script",
+            "python",
             "--output-dir",
             str(tmp_path),
             str(ROOT / "notebooks" / "02_live_plot.ipynb"),
@@ -30,5 +30,7 @@ def test_jupyter_nbconvert_runs_from_the_installed_extra(tmp_path: Path) -> None
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["02_live_plot.py"], (written, result.stderr)
     script = (tmp_path / "02_live_plot.py").read_text(encoding="utf-8")
     assert "live_plot(quotes" in script
