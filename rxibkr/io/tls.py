@@ -359,7 +359,7 @@ class TlsPolicy:
         return options
 
 
-def describe_tls_failure(url: str, error: BaseException) -> str:
+def describe_tls_failure(url: str, error: BaseException | None) -> str:
     """One sentence for a failed TLS verification of ``url``, saying what to do about it."""
     cause: BaseException | None = error
     while cause is not None:
