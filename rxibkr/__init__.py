@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
     from rxibkr.client.queues import QueueAccessor, QueueController
     from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus
+    from rxibkr.io.failures import ConnectFailure, classify_connect_error
     from rxibkr.io.rest import IbkrSession, SessionError
+    from rxibkr.io.tls import CertificatePinError, TlsMode, TlsPolicy
+    from rxibkr.io.transport import ProtocolViolation
     from rxibkr.plot import LivePlot, live_plot
     from rxibkr.protocol import (
         IbkrSubscriptionProcessor,
@@ -68,6 +71,12 @@ _EXPORTS: dict[str, str] = {
     "ReplayTransport": "rxibkr.record",
     "IbkrSession": "rxibkr.io.rest",
     "SessionError": "rxibkr.io.rest",
+    "ConnectFailure": "rxibkr.io.failures",
+    "classify_connect_error": "rxibkr.io.failures",
+    "CertificatePinError": "rxibkr.io.tls",
+    "TlsMode": "rxibkr.io.tls",
+    "TlsPolicy": "rxibkr.io.tls",
+    "ProtocolViolation": "rxibkr.io.transport",
     "GatewaySimulator": "rxibkr.sim",
     "Subscription": "rxibkr.client.subscriptions",
     "SubscriptionStatus": "rxibkr.client.subscriptions",
@@ -109,6 +118,8 @@ __all__ = [
     "AuthStatus",
     "Bar",
     "Bulletin",
+    "CertificatePinError",
+    "ConnectFailure",
     "ConnectionState",
     "ErrorEvent",
     "ErrorKind",
@@ -130,6 +141,7 @@ __all__ = [
     "Notification",
     "OrderUpdate",
     "PnlRow",
+    "ProtocolViolation",
     "QueueAccessor",
     "QueueController",
     "QueueOverflowError",
@@ -143,10 +155,13 @@ __all__ = [
     "SubscriptionState",
     "SubscriptionStatus",
     "SummaryItem",
+    "TlsMode",
+    "TlsPolicy",
     "TypedStreams",
     "WireEvent",
     "__version__",
     "aiter",
+    "classify_connect_error",
     "decode",
     "live_plot",
     "on_loop",

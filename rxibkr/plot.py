@@ -49,6 +49,7 @@ from reactivex.disposable import CompositeDisposable
 
 try:
     from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -174,6 +175,7 @@ class LivePlot:
         self._layout_pending = True
         self._not_before = 0.0
         self.fig = Figure(figsize=figsize or (9.0, 2.6), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(self.fig)  # a renderer to measure labels with after each draw
         if title:
             self.fig.suptitle(title)
         self._handle: Any = None
@@ -368,7 +370,8 @@ class LivePlot:
         and every 20 redraws (tick labels change width as prices move)."""
         self.fig.set_layout_engine("constrained")
         self.fig.draw_without_rendering()
-        self.fig.set_layout_engine("none")
+        if not self._stopped:  # once stopped, every draw lays out (see stop())
+            self.fig.set_layout_engine("none")
         self._layout_pending = False
 
     def _layout(self, panels: tuple[str, ...]) -> None:
@@ -398,11 +401,30 @@ class LivePlot:
         return image(data=self.png(), format="png")
 
     def png(self) -> bytes:
-        """The figure as PNG bytes (what the notebook shows)."""
+        """The figure as PNG bytes (what the notebook shows). Never clips a label: when tick labels grew
+        past the frozen layout (prices moved to wider numbers), the layout is redone and drawn again."""
         with self._draw_lock:
-            buffer = io.BytesIO()
-            self.fig.savefig(buffer, format="png", dpi=self.dpi)
-            return buffer.getvalue()
+            image = self._print_png()
+            if self._clipped():
+                self._freeze_layout()
+                image = self._print_png()
+            return image
+
+    def _print_png(self) -> bytes:
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png", dpi=self.dpi)
+        return buffer.getvalue()
+
+    def _clipped(self) -> bool:
+        """True when the last draw put any axes' tick labels, axis labels, title or legend outside the
+        figure (measured with the renderer of that draw)."""
+        renderer = self.fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        width, height = self.fig.bbox.width, self.fig.bbox.height
+        for ax in self.fig.axes:
+            box = ax.get_tightbbox(renderer)
+            if box is not None and (box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height):
+                return True
+        return False
 
     # -- running ------------------------------------------------------------------------------------
     def start(self) -> LivePlot:
@@ -475,6 +497,8 @@ class LivePlot:
         with self._lock:
             self._stopped = True
         self.redraw(force=True)
+        with self._draw_lock:  # no more live redraws: lay out on every later draw (a savefig, say)
+            self.fig.set_layout_engine("constrained")
 
     def __enter__(self) -> LivePlot:
         return self

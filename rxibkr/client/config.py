@@ -76,6 +76,21 @@ def env_cacert(name: str = "RXIBKR_CACERT") -> str | bool:
     return value
 
 
+def env_tls_cacert(name: str = "RXIBKR_CACERT") -> str | bool | None:
+    """``RXIBKR_CACERT`` for :class:`rxibkr.io.tls.TlsPolicy`: unset or empty means None (pin a loopback
+    gateway on first use, system CAs elsewhere); false/0/no/off means False (no verification);
+    true/1/yes/on means True (system CAs); anything else is a path to a CA file."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    lowered = value.strip().lower()
+    if lowered in _FALSE:
+        return False
+    if lowered in _TRUE:
+        return True
+    return value
+
+
 # -- a parameter's value, or its environment default when the caller left it unset -------------------
 def str_or_env(value: str | Unset | None, name: str) -> str | None:
     return env_str(name) if isinstance(value, Unset) else value
@@ -95,3 +110,8 @@ def int_or_env(value: int | Unset, name: str, default: int) -> int:
 
 def cacert_or_env(value: str | bool | Unset) -> str | bool:
     return env_cacert() if isinstance(value, Unset) else value
+
+
+def tls_cacert_or_env(value: str | bool | Unset | None) -> str | bool | None:
+    """``cacert`` as given, or ``RXIBKR_CACERT`` (see :func:`env_tls_cacert`) when left unset."""
+    return env_tls_cacert() if isinstance(value, Unset) else value

@@ -87,6 +87,29 @@ class ConnectionClosedError(ConnectionError):
     """Raised by ``send`` on a connection that is closed or not yet open."""
 
 
+class ProtocolViolation(ConnectionError):
+    """The server broke RFC 6455's framing rules; the connection was failed with close code 1002.
+
+    Delivered as ``on_close``'s error (with ``code`` 1002 and ``reason`` the same text). ``reason`` says
+    which rule: a data frame inside a fragmented message, a continuation without a start, a reserved
+    opcode, RSV bits without an extension, a masked frame, a fragmented or oversize control frame, or an
+    invalid close frame.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+PROTOCOL_ERROR = 1002
+"""The close code a protocol violation is answered with."""
+
+
+def _valid_close_code(code: int) -> bool:
+    """RFC 6455 7.4: codes a peer may send (1004-1006 and 1015 are reserved for local use only)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
 _next_id = 0
 _id_lock = threading.Lock()
 
@@ -181,6 +204,8 @@ class _WebSocketConnection:
                 return
             self.listener.on_open(self)
             code, reason = self._read_loop(ws)
+        except ProtocolViolation as exc:  # _read_loop has sent close 1002 already
+            code, reason, error = PROTOCOL_ERROR, exc.reason, exc
         except BaseException as exc:  # reported, never raised out of the thread
             # a read that fails because close() aborted the socket is a normal local close
             error = None if self._closed else exc
@@ -241,9 +266,12 @@ class _WebSocketConnection:
 
         websocket-client's frame parser makes three system calls per small frame (header, extended
         length, payload) and builds several objects per frame: about 9 us of the 10 us a frame costs
-        its ``recv()`` loop. Here: unmasked final data frames go straight to ``on_frame``; pings are
-        answered with ``ws.pong``; fragments are joined (control frames may come in between); a
-        close frame is answered and ends the loop. End of stream raises, as websocket-client does.
+        its ``recv()`` loop. Here: a final unmasked binary frame with no RSV bits (first byte 0x82, the
+        gateway's every frame) goes straight to ``on_frame``; everything else takes the checked path:
+        pings are answered with ``ws.pong``; fragments are joined (control frames may come in between);
+        a close frame is answered with the server's own code and ends the loop. Any framing violation
+        sends close 1002 and raises :class:`ProtocolViolation`. End of stream raises, as
+        websocket-client does.
         """
         listener = self.listener
         on_frame = listener.on_frame
@@ -254,7 +282,7 @@ class _WebSocketConnection:
         buf = b""
         pos = 0
         fragments: list[bytes] = []
-        fragment_op = 0
+        fragment_op = 0  # 0x1 or 0x2 while a fragmented message is open
         while True:
             available = len(buf) - pos
             if available >= 2:
@@ -263,43 +291,44 @@ class _WebSocketConnection:
                 length = b2 & 0x7F
                 head = 2 if length < 126 else (4 if length == 126 else 10)
                 if b2 & 0x80:
-                    head += 4  # servers must not mask; tolerated, as websocket-client does
+                    head += 4  # a masked server frame: read whole, then refused below
                 if available >= head:
                     if length == 126:
                         length = buf[pos + 2] << 8 | buf[pos + 3]
                     elif length == 127:
                         length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                        if length >> 63:
+                            self._fail(ws, "a 64-bit frame length with the most significant bit set")
                     end = pos + head + length
                     if end <= len(buf):
                         payload = buf[pos + head : end]
-                        if b2 & 0x80:
-                            payload = websocket.ABNF.mask(buf[pos + head - 4 : pos + head], payload)
                         pos = end
-                        opcode = b1 & 0x0F
-                        if opcode == 0x2 and b1 & 0x80 and not fragments:
+                        if b1 == 0x82 and not fragment_op and not b2 & 0x80:  # the fast path
                             on_frame(self, payload)
-                        elif opcode <= 0x2:  # text, or a fragment of a message
+                            continue
+                        self._check(ws, b1, b2, length, fragment_op)
+                        opcode = b1 & 0x0F
+                        if opcode <= 0x2:  # text or binary, or a fragment of a message
                             if opcode:
                                 fragment_op = opcode
-                            fragments.append(payload)
                             if b1 & 0x80:
-                                joined = b"".join(fragments)
-                                fragments.clear()
+                                if fragments:
+                                    fragments.append(payload)
+                                    payload = b"".join(fragments)
+                                    fragments.clear()
                                 if fragment_op == 0x1:
-                                    on_frame(self, joined.decode("utf-8", "replace"))
+                                    on_frame(self, payload.decode("utf-8", "replace"))
                                 else:
-                                    on_frame(self, joined)
+                                    on_frame(self, payload)
+                                fragment_op = 0
+                            else:
+                                fragments.append(payload)
                         elif opcode == 0x9:
                             ws.pong(payload)
                         elif opcode == 0xA:
                             listener.on_pong(self)
-                        elif opcode == 0x8:
-                            try:
-                                ws.send_close()
-                            except (OSError, websocket.WebSocketException):
-                                pass
-                            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-                            return code, payload[2:].decode("utf-8", "replace")
+                        else:  # 0x8, close
+                            return self._closed_by_server(ws, payload)
                         continue
                     need = end - len(buf)
                 else:
@@ -318,6 +347,54 @@ class _WebSocketConnection:
                     break
             buf = parts[0] if len(parts) == 1 else b"".join(parts)
             pos = 0
+
+    def _check(self, ws: websocket.WebSocket, b1: int, b2: int, length: int, fragment_op: int) -> None:
+        """RFC 6455 section 5 for one frame off the fast path: fails the connection on a violation."""
+        opcode = b1 & 0x0F
+        if b1 & 0x70:
+            self._fail(ws, f"RSV bits {(b1 >> 4) & 0x7:03b} set with no extension negotiated")
+        if b2 & 0x80:
+            self._fail(ws, "a masked frame from the server")
+        if opcode >= 0x8:
+            if opcode > 0xA:
+                self._fail(ws, f"reserved control opcode 0x{opcode:X}")
+            if not b1 & 0x80:
+                self._fail(ws, f"a fragmented control frame (opcode 0x{opcode:X})")
+            if length > 125:
+                self._fail(ws, f"a control frame of {length} bytes (at most 125 allowed)")
+        elif opcode > 0x2:
+            self._fail(ws, f"reserved data opcode 0x{opcode:X}")
+        elif opcode == 0x0:
+            if not fragment_op:
+                self._fail(ws, "a continuation frame without a message to continue")
+        elif fragment_op:
+            self._fail(ws, f"a new data frame (opcode 0x{opcode:X}) inside a fragmented message")
+
+    def _fail(self, ws: websocket.WebSocket, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7): send close 1002, then end by raising."""
+        self._send_close(ws, PROTOCOL_ERROR, reason)
+        raise ProtocolViolation(f"protocol violation: {reason}")
+
+    def _closed_by_server(self, ws: websocket.WebSocket, payload: bytes) -> tuple[int | None, str]:
+        """A close frame: echo its code (RFC 6455 5.5.1), or fail on an invalid one."""
+        if len(payload) == 1:
+            self._fail(ws, "a close frame with a 1-byte payload")
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        if code is not None and not _valid_close_code(code):
+            self._fail(ws, f"invalid close code {code}")
+        try:
+            text = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail(ws, "a close reason that is not UTF-8")
+        self._send_close(ws, code if code is not None else 1000, "")
+        return code, text
+
+    @staticmethod
+    def _send_close(ws: websocket.WebSocket, code: int, reason: str) -> None:
+        try:
+            ws.send_close(code, reason.encode()[:123])
+        except (OSError, websocket.WebSocketException):
+            pass
 
 
 class WebSocketTransport:

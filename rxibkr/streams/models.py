@@ -291,6 +291,8 @@ class Quote:
     give typed access to the usual fields, each parsed when read (None until the gateway sent it).
     ``is_close`` / ``is_halted``: the last price carries a ``C`` (it is the prior close, no trade
     yet) or ``H`` (trading halted) prefix. ``update``: the update that produced this quote.
+
+    ``conid``: the contract; ``updated``: the server time of the latest update (epoch ms).
     """
 
     conid: int
@@ -322,18 +324,22 @@ class Quote:
 
     @property
     def time(self) -> datetime | None:
+        """``updated`` as an aware UTC datetime."""
         return _ms_to_datetime(self.updated)
 
     @property
     def bid(self) -> float | None:
+        """Bid price (field 84)."""
         return _price_of(self.data, "84")
 
     @property
     def ask(self) -> float | None:
+        """Ask price (field 86)."""
         return _price_of(self.data, "86")
 
     @property
     def last(self) -> float | None:
+        """Last price (field 31), without its ``C``/``H`` prefix (see ``is_close``, ``is_halted``)."""
         return _price_of(self.data, "31")
 
     @property
@@ -348,16 +354,19 @@ class Quote:
 
     @property
     def bid_size(self) -> float | None:
+        """Bid size (field 88)."""
         number: float | None = _number_of(self.data, "88")
         return number
 
     @property
     def ask_size(self) -> float | None:
+        """Ask size (field 85)."""
         number: float | None = _number_of(self.data, "85")
         return number
 
     @property
     def last_size(self) -> float | None:
+        """Size of the last trade (field 7059)."""
         number: float | None = _number_of(self.data, "7059")
         return number
 
@@ -371,31 +380,38 @@ class Quote:
 
     @property
     def open(self) -> float | None:
+        """Today's opening price (field 7295)."""
         return _price_of(self.data, "7295")
 
     @property
     def high(self) -> float | None:
+        """Today's high (field 70)."""
         return _price_of(self.data, "70")
 
     @property
     def low(self) -> float | None:
+        """Today's low (field 71)."""
         return _price_of(self.data, "71")
 
     @property
     def prior_close(self) -> float | None:
+        """The prior session's close (field 7741)."""
         return _price_of(self.data, "7741")
 
     @property
     def change(self) -> float | None:
+        """Change since the prior close (field 82)."""
         return _price_of(self.data, "82")
 
     @property
     def change_percent(self) -> float | None:
+        """Change since the prior close, in percent (field 83)."""
         number: float | None = _number_of(self.data, "83")
         return number
 
     @property
     def symbol(self) -> str | None:
+        """The symbol (field 55)."""
         return _text_of(self.data, "55")
 
     @property
@@ -468,6 +484,8 @@ class Bar:
     History bars (``market_history``) carry the gateway's ``v`` as ``volume`` and the raw object
     as ``raw``; bars built by ``ohlc()`` carry ``count`` (ticks aggregated), ``interval`` (seconds)
     and, when a size was given, the summed ``volume``.
+
+    ``open``, ``high``, ``low``, ``close``: prices; ``conid``: the contract (None when unknown).
     """
 
     time: int
@@ -483,6 +501,7 @@ class Bar:
 
     @property
     def datetime(self) -> datetime | None:
+        """``time`` as an aware UTC datetime."""
         return _ms_to_datetime(self.time)
 
     @classmethod
@@ -516,6 +535,11 @@ class History:
     ``server_id`` is the gateway's handle (the client sends ``umh+<server_id>`` on dispose);
     ``price_factor``: prices in ``high``/``low`` summary strings are multiplied by it (the bars are
     not); ``bar_length``: seconds.
+
+    ``conid``: the contract; ``symbol``: its symbol; ``text``: the gateway's description of the
+    contract; ``start_time``: the first bar's time as the gateway writes it
+    (``"20250101-14:30:00"``); ``points``: the number of bars minus one, as the gateway counts;
+    ``bars``: the bars, oldest first; ``message``: the decoded frame.
     """
 
     conid: int | None
@@ -531,6 +555,7 @@ class History:
 
     @classmethod
     def from_message(cls, message: Message) -> History:
+        """One ``smh`` message as a History (bars that have no time or price are skipped)."""
         data = message.data or {}
         conid = _conid_of(message)
         rows = data.get("data")
@@ -569,6 +594,8 @@ class OrderUpdate:
     ``sizeAndFills``...); ``changed``: the keys the latest delta carried; ``delta``: that delta;
     ``source``: ``"rest"`` for the initial REST snapshot, ``"ws"`` for ``sor`` updates.
     Typed views: ``price`` (``""`` -> None), ``avg_price``, quantities as floats.
+
+    ``order_id``: the gateway's order id.
     """
 
     order_id: int
@@ -579,30 +606,38 @@ class OrderUpdate:
 
     @property
     def account(self) -> str | None:
+        """The account the order belongs to (``acct``)."""
         return _str(self.fields.get("acct", self.fields.get("account")))
 
     @property
     def status(self) -> str | None:
+        """The order status as the gateway words it (``"PreSubmitted"``, ``"Submitted"``, ``"Filled"``,
+        ``"Cancelled"``, ...)."""
         return _str(self.fields.get("status"))
 
     @property
     def conid(self) -> int | None:
+        """The contract."""
         return _int(self.fields.get("conid"))
 
     @property
     def ticker(self) -> str | None:
+        """The symbol."""
         return _str(self.fields.get("ticker"))
 
     @property
     def side(self) -> str | None:
+        """``"BUY"`` or ``"SELL"``."""
         return _str(self.fields.get("side"))
 
     @property
     def order_type(self) -> str | None:
+        """``orderType``: ``"Limit"``, ``"Market"``, ..."""
         return _str(self.fields.get("orderType"))
 
     @property
     def time_in_force(self) -> str | None:
+        """``timeInForce``: ``"DAY"``, ``"GTC"``, ..."""
         return _str(self.fields.get("timeInForce"))
 
     @property
@@ -612,18 +647,22 @@ class OrderUpdate:
 
     @property
     def avg_price(self) -> float | None:
+        """Average fill price (``avgPrice``); None before the first fill."""
         return _float(self.fields.get("avgPrice"))
 
     @property
     def filled(self) -> float | None:
+        """Filled quantity (``filledQuantity``)."""
         return _float(self.fields.get("filledQuantity"))
 
     @property
     def remaining(self) -> float | None:
+        """Quantity still to fill (``remainingQuantity``)."""
         return _float(self.fields.get("remainingQuantity"))
 
     @property
     def total_size(self) -> float | None:
+        """The order's quantity (``totalSize``)."""
         return _float(self.fields.get("totalSize"))
 
     @property
@@ -633,10 +672,12 @@ class OrderUpdate:
 
     @property
     def description(self) -> str | None:
+        """The gateway's one-line description (``orderDesc``)."""
         return _str(self.fields.get("orderDesc"))
 
     @property
     def last_execution_time(self) -> datetime | None:
+        """``lastExecutionTime_r`` (epoch ms) as an aware UTC datetime."""
         return _ms_to_datetime(_int(self.fields.get("lastExecutionTime_r")))
 
     @property
@@ -646,6 +687,7 @@ class OrderUpdate:
 
     @property
     def is_filled(self) -> bool:
+        """The status is ``Filled``."""
         return self.fields.get("status") == "Filled"
 
 
@@ -661,6 +703,7 @@ class Execution:
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any], revision: int = 0) -> Execution | None:
+        """One ``str`` object as an Execution; None without an ``execution_id``."""
         execution_id = obj.get("execution_id")
         if execution_id is None:
             return None
@@ -668,6 +711,7 @@ class Execution:
 
     @property
     def symbol(self) -> str | None:
+        """The symbol."""
         return _str(self.fields.get("symbol"))
 
     @property
@@ -677,10 +721,12 @@ class Execution:
 
     @property
     def size(self) -> float | None:
+        """Quantity executed."""
         return _float(self.fields.get("size"))
 
     @property
     def price(self) -> float | None:
+        """Execution price."""
         return _float(self.fields.get("price"))
 
     @property
@@ -690,26 +736,32 @@ class Execution:
 
     @property
     def net_amount(self) -> float | None:
+        """``net_amount``: size x price as the gateway computes it."""
         return _float(self.fields.get("net_amount"))
 
     @property
     def conid(self) -> int | None:
+        """The contract."""
         return _int(self.fields.get("conid"))
 
     @property
     def order_id(self) -> int | None:
+        """The order this execution fills."""
         return _int(self.fields.get("order_id"))
 
     @property
     def order_ref(self) -> str | None:
+        """The client order id (``cOID`` at placement)."""
         return _str(self.fields.get("order_ref"))
 
     @property
     def account(self) -> str | None:
+        """The account (``account`` or ``accountCode``)."""
         return _str(self.fields.get("account", self.fields.get("accountCode")))
 
     @property
     def exchange(self) -> str | None:
+        """Where it executed."""
         return _str(self.fields.get("exchange"))
 
     @property
@@ -729,6 +781,9 @@ class PnlRow:
 
     ``daily`` (dpl), ``unrealized`` (upl), ``net_liquidity`` (nl), ``excess_liquidity`` (el),
     ``excess_liquidity_unrounded`` (uel), ``market_value`` (mv); None when never sent.
+
+    ``key``: ``"<account>.Core"``; ``fields``: the merged row as sent (``dpl``, ``upl``, ``nl``,
+    ...).
     """
 
     key: str
@@ -736,41 +791,54 @@ class PnlRow:
 
     @property
     def account(self) -> str:
+        """The account id (``key`` before the dot)."""
         return self.key.split(".", 1)[0]
 
     @property
     def row_type(self) -> int | None:
+        """``rowType`` (1 for the account's core row)."""
         return _int(self.fields.get("rowType"))
 
     @property
     def daily(self) -> float | None:
+        """Daily P&L (``dpl``)."""
         return _float(self.fields.get("dpl"))
 
     @property
     def unrealized(self) -> float | None:
+        """Unrealized P&L (``upl``)."""
         return _float(self.fields.get("upl"))
 
     @property
     def net_liquidity(self) -> float | None:
+        """Net liquidity (``nl``)."""
         return _float(self.fields.get("nl"))
 
     @property
     def excess_liquidity(self) -> float | None:
+        """Excess liquidity (``el``)."""
         return _float(self.fields.get("el"))
 
     @property
     def excess_liquidity_unrounded(self) -> float | None:
+        """Excess liquidity, unrounded (``uel``)."""
         return _float(self.fields.get("uel"))
 
     @property
     def market_value(self) -> float | None:
+        """Market value (``mv``)."""
         return _float(self.fields.get("mv"))
 
 
 @dataclass(frozen=True, slots=True)
 class SummaryItem:
     """One ``ssd`` entry. Money keys carry ``monetary_value`` + ``currency``; others a text
-    ``value``. ``timestamp``: epoch **seconds** (protocol §7.13)."""
+    ``value``. ``timestamp``: epoch **seconds** (protocol §7.13).
+
+    ``account``: the account id; ``key``: the summary key (``"netliquidation"``,
+    ``"availablefunds"``, ...); ``severity``: the gateway's severity of the item; ``raw``: the
+    object as sent.
+    """
 
     account: str
     key: str
@@ -783,6 +851,7 @@ class SummaryItem:
 
     @classmethod
     def from_mapping(cls, account: str, obj: Mapping[str, Any]) -> SummaryItem | None:
+        """One ``ssd`` entry of ``account`` as a SummaryItem; None without a ``key``."""
         key = obj.get("key")
         if not isinstance(key, str):
             return None
@@ -805,6 +874,7 @@ class SummaryItem:
 
     @property
     def time(self) -> datetime | None:
+        """``timestamp`` as an aware UTC datetime."""
         return None if self.timestamp is None else _ms_to_datetime(self.timestamp * 1000)
 
 
@@ -813,7 +883,11 @@ class LedgerRow:
     """One ``sld`` row per currency (``LedgerListUSD``, ``LedgerListBASE``...), merged with the
     previous rows of the same key: the gateway sends a currency that did not change as a "blank"
     row (only ``key`` and ``timestamp``), flagged here as ``blank`` with the last known values kept.
-    ``timestamp``: epoch seconds."""
+    ``timestamp``: epoch seconds.
+
+    ``account``: the account id; ``fields``: the merged row as sent (``cashbalance``,
+    ``netLiquidationValue``, ...).
+    """
 
     account: str
     key: str
@@ -822,6 +896,8 @@ class LedgerRow:
 
     @property
     def currency(self) -> str:
+        """The row's currency (``secondKey``, else ``key`` without ``LedgerList``; ``BASE`` for the base
+        currency row)."""
         second = self.fields.get("secondKey")
         if isinstance(second, str) and second:
             return second
@@ -832,38 +908,47 @@ class LedgerRow:
 
     @property
     def cash_balance(self) -> float | None:
+        """Cash balance (``cashbalance``)."""
         return self._f("cashbalance")
 
     @property
     def net_liquidation_value(self) -> float | None:
+        """Net liquidation value (``netLiquidationValue``)."""
         return self._f("netLiquidationValue")
 
     @property
     def exchange_rate(self) -> float | None:
+        """Exchange rate to the base currency (``exchangeRate``)."""
         return self._f("exchangeRate")
 
     @property
     def settled_cash(self) -> float | None:
+        """Settled cash (``settledCash``)."""
         return self._f("settledCash")
 
     @property
     def stock_market_value(self) -> float | None:
+        """Market value of stocks (``stockMarketValue``)."""
         return self._f("stockMarketValue")
 
     @property
     def market_value(self) -> float | None:
+        """Market value (``marketValue``)."""
         return self._f("marketValue")
 
     @property
     def unrealized_pnl(self) -> float | None:
+        """Unrealized P&L (``unrealizedPnl``)."""
         return self._f("unrealizedPnl")
 
     @property
     def realized_pnl(self) -> float | None:
+        """Realized P&L (``realizedPnl``)."""
         return self._f("realizedPnl")
 
     @property
     def timestamp(self) -> int | None:
+        """The row's time, epoch seconds."""
         return _int(self.fields.get("timestamp"))
 
 
@@ -871,7 +956,10 @@ class LedgerRow:
 class LadderRow:
     """One row of a BookTrader price ladder (``sbd``). ``price`` parses both ``"12.34"`` and the
     ``"size @ price"`` form (then ``size`` is the traded size at that price); ``bid_size`` /
-    ``ask_size`` are the resting sizes; ``focus`` marks the last-trade row."""
+    ``ask_size`` are the resting sizes; ``focus`` marks the last-trade row.
+
+    ``row``: the row number; ``raw``: the object as sent.
+    """
 
     row: int | None
     price: float | None
@@ -883,6 +971,7 @@ class LadderRow:
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any]) -> LadderRow:
+        """One row object of an ``sbd`` frame."""
         price_text = obj.get("price")
         size: float | None = None
         if isinstance(price_text, str) and "@" in price_text:
@@ -901,7 +990,11 @@ class LadderRow:
 
 @dataclass(frozen=True, slots=True)
 class Ladder:
-    """One ``sbd`` frame: the whole ladder of ``conid`` for ``account`` (rows in frame order)."""
+    """One ``sbd`` frame: the whole ladder of ``conid`` for ``account`` (rows in frame order).
+
+    ``exchange``: the exchange of the ladder (None when not given); ``rows``: the rows; ``message``:
+    the decoded frame.
+    """
 
     account: str | None
     conid: int | None
@@ -917,6 +1010,7 @@ class Ladder:
 
     @classmethod
     def from_message(cls, message: Message) -> Ladder:
+        """One ``sbd`` message as a Ladder (account, conid and exchange from its topic)."""
         data = message.data or {}
         parts = (message.target or "").split("+")
         account = parts[0] or None
@@ -949,7 +1043,10 @@ def _args_items(args: Any) -> list[Mapping[str, Any]]:
 class Notification:
     """One ``ntf`` item: a notice (``id``, ``text``, ``title``, ``url``) or a server prompt
     (``prompt`` True, with ``order_id``, ``req_id``, ``options``, ``message_id``) that is answered
-    over REST (``POST /iserver/notification``). ``id`` is always a str (numeric ids converted)."""
+    over REST (``POST /iserver/notification``). ``id`` is always a str (numeric ids converted).
+
+    ``type``: the notice's type as sent; ``raw``: the object as sent.
+    """
 
     id: str | None
     text: str | None
@@ -965,6 +1062,7 @@ class Notification:
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any]) -> Notification:
+        """One ``ntf`` item."""
         options = obj.get("options")
         return cls(
             id=_str(obj.get("id")),
@@ -982,12 +1080,17 @@ class Notification:
 
     @classmethod
     def from_message(cls, message: Message) -> list[Notification]:
+        """Every item of one ``ntf`` message (``args`` may be an object or an array)."""
         return [cls.from_mapping(item) for item in _args_items(message.args)]
 
 
 @dataclass(frozen=True, slots=True)
 class Bulletin:
-    """One ``blt`` item. ``id`` is always a str (live ids are numbers, documented ones strings)."""
+    """One ``blt`` item. ``id`` is always a str (live ids are numbers, documented ones strings).
+
+    ``message``: the bulletin's text; ``exchanges``: the exchanges it concerns, comma separated;
+    ``raw``: the object as sent.
+    """
 
     id: str | None
     message: str | None
@@ -996,6 +1099,7 @@ class Bulletin:
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any]) -> Bulletin:
+        """One ``blt`` item."""
         exchanges = obj.get("exchanges")
         if isinstance(exchanges, list):
             exchanges = ",".join(str(e) for e in exchanges)
@@ -1003,13 +1107,21 @@ class Bulletin:
 
     @classmethod
     def from_message(cls, message: Message) -> list[Bulletin]:
+        """Every item of one ``blt`` message (``args`` may be an object or an array)."""
         return [cls.from_mapping(item) for item in _args_items(message.args)]
 
 
 @dataclass(frozen=True, slots=True)
 class AuthStatus:
     """One ``sts`` frame. Flags the frame did not carry are None (``{"competing":false}`` alone is
-    a valid frame); ``raw``: the ``args`` object."""
+    a valid frame); ``raw``: the ``args`` object.
+
+    ``authenticated``: the brokerage session is authenticated; ``competing``: another session
+    competes for it; ``connected``: the gateway is connected to IBKR; ``established``: the session
+    is established; ``message``: the gateway's message (``""`` usually); ``fail``: why
+    authentication failed; ``server_name``, ``server_version``: the IBKR server; ``username``: the
+    logged-in user.
+    """
 
     authenticated: bool | None
     competing: bool | None
@@ -1024,6 +1136,7 @@ class AuthStatus:
 
     @classmethod
     def from_message(cls, message: Message) -> AuthStatus | None:
+        """One ``sts`` message; None when its ``args`` is not an object."""
         args = message.args
         if not isinstance(args, Mapping):
             return None
