@@ -18,7 +18,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("rxibkr.cli.sim", "run the gateway simulator in the foreground until Ctrl-C"),
     "record": ("rxibkr.cli.record", "record a gateway session (market data for some conids) to JSON Lines"),
     "replay": ("rxibkr.cli.replay", "replay a recording through a client; print its messages or a summary"),
-    "serve": ("rxibkr.cli.serve", "hold one gateway session and publish it to Redis Streams for many consumers"),
+    "serve": (
+        "rxibkr.cli.serve",
+        "hold one gateway session and publish it to Redis Streams for many consumers",
+    ),
 }
 
 

@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_LEASE_TTL,
         metavar="S",
-        help=f"seconds before a silent consumer's subscriptions are released (default: {DEFAULT_LEASE_TTL:g})",
+        help=f"seconds before a silent consumer's subscriptions go (default: {DEFAULT_LEASE_TTL:g})",
     )
     parser.add_argument(
         "--timeout", type=float, default=5.0, metavar="S", help="connect timeout (default: 5)"

@@ -250,7 +250,9 @@ class RemoteClient:
             key: HotSubject(self._on_observer_error) for key in IbkrWsKey
         }
         self._errors: HotSubject[ErrorEvent] = HotSubject()
-        self._state: StateSubject[ConnectionState] = StateSubject(ConnectionState.STOPPED, self._on_observer_error)
+        self._state: StateSubject[ConnectionState] = StateSubject(
+            ConnectionState.STOPPED, self._on_observer_error
+        )
         self._scheduler = EventLoopScheduler(thread_factory=self._control_thread)
         self._control_ident: int | None = None
         self._lock = threading.Lock()
@@ -309,7 +311,9 @@ class RemoteClient:
             t = message.topic
             return message.kind is _DATA and t is not None and (t == topic or t.startswith(topic + "+"))
 
-        def subscribe(observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        def subscribe(
+            observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             inner = source.pipe(reactivex.operators.filter(matches)).subscribe(observer, scheduler=scheduler)
             handle = self.subscribe(channel, data, wait=False)
 
@@ -509,7 +513,9 @@ class RemoteClient:
             raise RuntimeError("this client was shut down; create a new one")
         if not self._running:
             self._running = True
-            self._renewal = self._scheduler.schedule_periodic(self.lease_ttl / 3, lambda _: self._write_lease())
+            self._renewal = self._scheduler.schedule_periodic(
+                self.lease_ttl / 3, lambda _: self._write_lease()
+            )
             self._start_reader()
         self._connected.wait(self._timeout)
         return self._redis_up and self._serve_alive
@@ -614,7 +620,9 @@ class RemoteClient:
             results = pipe.execute()
         except Exception as exc:
             if self._redis_up:
-                self._report(ErrorKind.CONNECTION_LOST, f"remote: Redis at {public_url(self.redis_url)}: {exc}")
+                self._report(
+                    ErrorKind.CONNECTION_LOST, f"remote: Redis at {public_url(self.redis_url)}: {exc}"
+                )
             self._redis_up = False
             self._update_state()
             return
@@ -688,7 +696,9 @@ class RemoteClient:
             self._reader_up = False
             if self._redis_up:
                 self._redis_up = False
-                self._report(ErrorKind.CONNECTION_LOST, f"remote: lost Redis at {public_url(self.redis_url)}: {exc}")
+                self._report(
+                    ErrorKind.CONNECTION_LOST, f"remote: lost Redis at {public_url(self.redis_url)}: {exc}"
+                )
                 self._on_control(self._update_state)
             delay = min(0.05 * 2 ** min(self._reader_failures, 6), 2.0)
             try:
@@ -708,7 +718,9 @@ class RemoteClient:
         results = pipe.execute()
         for name, last in zip(names, results, strict=False):
             self._positions[name] = last[0][0] if last else b"0-0"
-            self._last[name] = (last[0][0].partition(b"-")[0], int(last[0][0].partition(b"-")[2])) if last else None
+            self._last[name] = (
+                (last[0][0].partition(b"-")[0], int(last[0][0].partition(b"-")[2])) if last else None
+            )
         state, alive, account = results[len(names) :]
         if state is not None:
             self._serve_state = _STATES.get(state.decode(), ConnectionState.STOPPED)
@@ -826,12 +838,12 @@ class RemoteClient:
                     sub.set_status(SubscriptionStatus.PENDING)
         elif kind == "sub":
             channel = fields.get(b"c", b"").decode()
-            sub = self._subs.get(channel)
-            if sub is not None:
+            wanted = self._subs.get(channel)
+            if wanted is not None:
                 status = _STATUSES.get(value, SubscriptionStatus.PENDING)
                 if status is SubscriptionStatus.UNSUBSCRIBED:  # still wanted here: the lease brings it back
                     status = SubscriptionStatus.PENDING
-                sub.set_status(status)
+                wanted.set_status(status)
         elif kind == "error":
             code = fields.get(b"k", b"").decode()
             self._report(_KINDS.get(code, ErrorKind.GATEWAY_ERROR), fields.get(b"m", b"").decode())

