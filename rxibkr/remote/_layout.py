@@ -128,3 +128,57 @@ def public_url(url: str) -> str:
     if not sep or "@" not in rest.split("/", 1)[0]:
         return url
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """One command in the Redis protocol (RESP), for the hot paths that write many at once."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        else:
+            data = str(arg).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RawLink:
+    """One connection of a redis-py client used directly: packed commands out, raw replies in (no
+    response callbacks). Owned by one thread. Raises redis-py's errors; after a connection error the
+    next call reconnects."""
+
+    def __init__(self, client: Any) -> None:
+        self._pool = client.connection_pool
+        self._connection: Any = None
+
+    def _conn(self) -> Any:
+        if self._connection is None:
+            self._connection = self._pool.get_connection()
+        return self._connection
+
+    def execute(self, packed: bytes, replies: int) -> list[Any]:
+        """Send ``packed`` (``replies`` commands); their replies, errors as exception values."""
+        from redis.exceptions import ResponseError
+
+        connection = self._conn()
+        try:
+            connection.send_packed_command([packed])
+            out: list[Any] = []
+            read = connection.read_response
+            for _ in range(replies):
+                try:
+                    out.append(read())
+                except ResponseError as exc:
+                    out.append(exc)
+            return out
+        except BaseException:
+            connection.disconnect()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
+            self._pool.release(self._connection)
+            self._connection = None

@@ -47,9 +47,11 @@ from rxibkr.remote._layout import (
     DEFAULT_PREFIX,
     FRAME,
     Layout,
+    RawLink,
     connect,
     dumps,
     loads,
+    pack,
     public_url,
 )
 
@@ -246,6 +248,7 @@ class RemoteClient:
         self._reader_redis = connect(
             redis_url, socket_timeout=_BLOCK_MS / 1000 + 5, client_name=f"rxibkr-remote-{self.id}-reader"
         )
+        self._link = RawLink(self._reader_redis)
         self._subjects: dict[IbkrWsKey, HotSubject[Message]] = {
             key: HotSubject(self._on_observer_error) for key in IbkrWsKey
         }
@@ -548,6 +551,8 @@ class RemoteClient:
             done.wait(self._timeout)
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(self._timeout)
+            if not self._reader.is_alive():
+                self._link.close()
         with self._lock:
             states = list(self._subs.values())
             self._subs.clear()
@@ -684,11 +689,18 @@ class RemoteClient:
             self._reader_failures = 0
             self._reader_up = True
             self._on_control(self._write_lease)  # Redis may have lost the lease: write it again
+            link = self._link
+            head = (b"XREAD", b"COUNT", _COUNT, b"BLOCK", _BLOCK_MS, b"STREAMS")
             while not self._closed:
                 self._apply_ops(redis)
-                reply = redis.xread(self._positions, block=_BLOCK_MS, count=_COUNT)
-                for stream, entries in reply or ():
-                    self._deliver(stream.decode(), entries)
+                positions = self._positions
+                packed = pack(*head, *positions.keys(), *positions.values())
+                reply = link.execute(packed, 1)[0]
+                if isinstance(reply, Exception):
+                    raise reply
+                if reply:  # RESP3: a map of stream -> entries; RESP2: a list of [stream, entries]
+                    for stream, entries in reply.items() if isinstance(reply, dict) else reply:
+                        self._deliver(stream.decode(), entries)
         except Exception as exc:
             if self._closed:
                 return
@@ -776,11 +788,12 @@ class RemoteClient:
         self.received += 1
         self._subjects[IbkrWsKey.MARKET_DATA].on_next(message)
 
-    def _deliver(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _deliver(self, stream: str, entries: list[list[Any]]) -> None:
+        """Entries as Redis sends them: ``[id, [field, value, ...]]``."""
         if stream == self.layout.events:
-            for entry_id, fields in entries:
+            for entry_id, flat in entries:
                 self._positions[stream] = entry_id
-                self._on_event(fields)
+                self._on_event(dict(zip(flat[::2], flat[1::2], strict=False)))
             return
         if stream not in self._positions:  # released meanwhile
             return
@@ -800,10 +813,9 @@ class RemoteClient:
                 elif n != 1:
                     self._gap(stream, n - 1)
             last = (ms, n)
-            raw = fields.get(FRAME)
-            if raw is None:
+            if len(fields) != 2 or fields[0] != FRAME:
                 continue
-            message = decode(raw)
+            message = decode(fields[1])
             self.received += 1
             subjects[message.key or IbkrWsKey.ERROR].on_next(message)
         self._last[stream] = last

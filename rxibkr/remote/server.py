@@ -28,7 +28,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -47,9 +47,11 @@ from rxibkr.remote._layout import (
     DEFAULT_PREFIX,
     FRAME,
     Layout,
+    RawLink,
     connect,
     dumps,
     loads,
+    pack,
     public_url,
 )
 
@@ -65,6 +67,20 @@ _REQUESTS_MAXLEN = 10_000
 
 class _Stop:
     """Queue item: finish the batch, write the stopped state, end the publisher."""
+
+
+class _Batch:
+    """Commands packed for one round trip."""
+
+    __slots__ = ("count", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.count = 0
+
+    def add(self, *args: Any) -> None:
+        self.parts.append(pack(*args))
+        self.count += 1
 
 
 class ServeStats:
@@ -188,6 +204,7 @@ class Server:
         self.heartbeat = float(heartbeat)
         self.stats = ServeStats()
         self._publish_redis = connect(redis_url, client_name="rxibkr-serve-publisher")
+        self._link = RawLink(self._publish_redis)
         self._control_redis = connect(redis_url, client_name="rxibkr-serve-control")
         self._requests_redis = connect(
             redis_url, socket_timeout=_BLOCK_MS / 1000 + 5, client_name="rxibkr-serve-requests"
@@ -283,6 +300,7 @@ class Server:
         if self._requests_thread is not None:
             self._requests_thread.join(timeout)
         self._scheduler.dispose()
+        self._link.close()
         for connection in (self._publish_redis, self._control_redis, self._requests_redis):
             try:
                 connection.close()
@@ -339,7 +357,7 @@ class Server:
     def _publish_loop(self) -> None:
         get = self._queue.get
         get_nowait = self._queue.get_nowait
-        redis = self._publish_redis
+        link = self._link
         while True:
             batch = [get()]
             while len(batch) < _MAX_BATCH:
@@ -348,21 +366,22 @@ class Server:
                 except queue.Empty:
                     break
             stop = any(isinstance(item, _Stop) for item in batch)
-            pipe = redis.pipeline(transaction=False)
+            out = _Batch()
             if self._resync:
-                self._write_resync(pipe)
+                self._write_resync(out)
             messages = 0
             epoch_reads: list[int] = []
+            write_message = self._write_message
             for item in batch:
                 if type(item) is Message:
-                    self._write_message(pipe, item)
+                    write_message(out, item)
                     messages += 1
-                elif isinstance(item, tuple) and self._write_event(pipe, item):
-                    epoch_reads.append(len(pipe.command_stack) - 1)
+                elif isinstance(item, tuple) and self._write_event(out, item):
+                    epoch_reads.append(out.count - 1)
             if stop:
-                self._write_stopped(pipe)
+                self._write_stopped(out)
             try:
-                results = pipe.execute(raise_on_error=False)
+                results = link.execute(b"".join(out.parts), out.count)
             except Exception as exc:  # Redis away: the batch is lost, consumers see the gap
                 self.stats.dropped += messages
                 self.stats.redis_errors += 1
@@ -374,18 +393,13 @@ class Server:
                 self.stats.published += messages
                 self.stats.batches += 1
                 if any(results[i] is None for i in epoch_reads):  # the epoch key is gone: Redis lost its data
-                    _LOGGER.warning(
-                        "serve: Redis lost its data (restarted?); writing state and snapshots again"
-                    )
+                    _LOGGER.warning("serve: Redis lost its data (restarted?); writing everything again")
                     self._resync = True
                     self._scheduler.schedule(lambda *_: self._lost_data())
-                for result in results:
-                    if isinstance(result, Exception) and not isinstance(result, _response_error()):
-                        _LOGGER.debug("serve: Redis refused a write: %s", result)
             if stop:
                 return
 
-    def _write_message(self, pipe: Any, message: Message) -> None:
+    def _write_message(self, out: _Batch, message: Message) -> None:
         raw = message.raw
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogatepass")
@@ -399,79 +413,78 @@ class Server:
                 n = self._counters.get(stream, 0) + 1
                 self._counters[stream] = n
                 entry_id = f"{self._epoch}-{n}"
-                pipe.execute_command("XADD", stream, "MAXLEN", "~", self.maxlen, entry_id, FRAME, raw)
-                data = message.data or {}
-                fields = {k: dumps(v) for k, v in data.items()}
+                out.add("XADD", stream, "MAXLEN", "~", self.maxlen, entry_id, FRAME, raw)
+                fields = {k: dumps(v) for k, v in (message.data or {}).items()}
                 known = self._snapshots.get(conid)
                 if known is None:
                     self._snapshots[conid] = (fields, entry_id)
                 else:
                     known[0].update(fields)
                     self._snapshots[conid] = (known[0], entry_id)
-                pipe.execute_command("HSET", snapshot, "_id", entry_id, *_flat(fields))
+                out.add("HSET", snapshot, "_id", entry_id, *_flat(fields))
                 return
         stream = self.layout.key_stream(message.key or IbkrWsKey.ERROR)
         n = self._counters.get(stream, 0) + 1
         self._counters[stream] = n
-        pipe.execute_command("XADD", stream, "MAXLEN", "~", self.maxlen, f"{self._epoch}-{n}", FRAME, raw)
+        out.add("XADD", stream, "MAXLEN", "~", self.maxlen, f"{self._epoch}-{n}", FRAME, raw)
 
-    def _event(self, pipe: Any, fields: dict[str, Any]) -> None:
-        pipe.xadd(self.layout.events, fields, maxlen=_EVENTS_MAXLEN, approximate=True)
+    def _event(self, out: _Batch, fields: dict[str, Any]) -> None:
+        out.add("XADD", self.layout.events, "MAXLEN", "~", _EVENTS_MAXLEN, "*", *_flat(fields))
 
-    def _write_event(self, pipe: Any, item: tuple[Any, ...]) -> bool:
+    def _write_event(self, out: _Batch, item: tuple[Any, ...]) -> bool:
         """One control item; True for a heartbeat (its last command is ``GET epoch``)."""
         kind = item[0]
         layout = self.layout
         if kind == "state":
             self._state = item[1]
-            pipe.set(layout.state, item[1])
-            self._event(pipe, {"t": "state", "v": item[1], "e": self._epoch})
+            out.add("SET", layout.state, item[1])
+            self._event(out, {"t": "state", "v": item[1], "e": self._epoch})
         elif kind == "error":
-            self._event(pipe, {"t": "error", "k": item[1], "m": item[2]})
+            self._event(out, {"t": "error", "k": item[1], "m": item[2]})
         elif kind == "sub":
             channel, status = item[1], item[2]
             if status == SubscriptionStatus.UNSUBSCRIBED.value:
                 self._subs.pop(channel, None)
-                pipe.hdel(layout.subs, channel)
+                out.add("HDEL", layout.subs, channel)
             else:
                 self._subs[channel] = status
-                pipe.hset(layout.subs, channel, status)
-            self._event(pipe, {"t": "sub", "c": channel, "v": status})
+                out.add("HSET", layout.subs, channel, status)
+            self._event(out, {"t": "sub", "c": channel, "v": status})
         elif kind == "drop_md":
             conid = item[1]
             self._snapshots.pop(conid, None)
-            pipe.delete(layout.md(conid), layout.md_snapshot(conid))
+            out.add("DEL", layout.md(conid), layout.md_snapshot(conid))
         elif kind == "drop_key":
-            pipe.delete(layout.key_stream(item[1]))
+            out.add("DEL", layout.key_stream(item[1]))
         elif kind == "account":
             if item[1]:
-                pipe.set(layout.account, item[1])
+                out.add("SET", layout.account, item[1])
         elif kind == "beat":
-            pipe.set(layout.alive, self._epoch, px=int(self.heartbeat * 3000))
-            pipe.get(layout.epoch)
+            out.add("SET", layout.alive, self._epoch, "PX", int(self.heartbeat * 3000))
+            out.add("GET", layout.epoch)
             return True
         return False
 
-    def _write_resync(self, pipe: Any) -> None:
+    def _write_resync(self, out: _Batch) -> None:
         layout = self.layout
-        pipe.set(layout.epoch, self._epoch)
-        pipe.set(layout.state, self._state)
-        pipe.set(layout.alive, self._epoch, px=int(self.heartbeat * 3000))
-        pipe.delete(layout.subs)
+        out.add("SET", layout.epoch, self._epoch)
+        out.add("SET", layout.state, self._state)
+        out.add("SET", layout.alive, self._epoch, "PX", int(self.heartbeat * 3000))
+        out.add("DEL", layout.subs)
         if self._subs:
-            pipe.hset(layout.subs, mapping=self._subs)
+            out.add("HSET", layout.subs, *_flat(self._subs))
         account = self.client.account_id
         if account:
-            pipe.set(layout.account, account)
+            out.add("SET", layout.account, account)
         for conid, (fields, entry_id) in self._snapshots.items():
-            pipe.execute_command("HSET", layout.md_snapshot(conid), "_id", entry_id, *_flat(fields))
-        self._event(pipe, {"t": "state", "v": self._state, "e": self._epoch})
+            out.add("HSET", layout.md_snapshot(conid), "_id", entry_id, *_flat(fields))
+        self._event(out, {"t": "state", "v": self._state, "e": self._epoch})
 
-    def _write_stopped(self, pipe: Any) -> None:
+    def _write_stopped(self, out: _Batch) -> None:
         layout = self.layout
-        pipe.set(layout.state, ConnectionState.STOPPED.value)
-        pipe.delete(layout.alive, layout.subs)
-        self._event(pipe, {"t": "stop", "v": ConnectionState.STOPPED.value, "e": self._epoch})
+        out.add("SET", layout.state, ConnectionState.STOPPED.value)
+        out.add("DEL", layout.alive, layout.subs)
+        self._event(out, {"t": "stop", "v": ConnectionState.STOPPED.value, "e": self._epoch})
 
     # =============================================================================================
     # requests reader
@@ -638,7 +651,7 @@ class Server:
         self.stats.gateway_subscriptions = len(self._gateway)
 
 
-def _flat(fields: dict[str, bytes]) -> list[Any]:
+def _flat(fields: Mapping[str, Any]) -> list[Any]:
     out: list[Any] = []
     for key, value in fields.items():
         out.append(key)
@@ -654,12 +667,6 @@ def _decode_lease(raw: dict[bytes, bytes]) -> dict[str, Any]:
         except Exception:
             _LOGGER.warning("serve: ignoring a lease entry that is not JSON")
     return lease
-
-
-def _response_error() -> type[Exception]:
-    from redis.exceptions import ResponseError
-
-    return ResponseError
 
 
 def _daemon(name: str) -> Callable[[Callable[[], Any]], threading.Thread]:

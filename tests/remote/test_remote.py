@@ -132,7 +132,7 @@ def test_in_order_exactly_once_and_resume_after_the_connection_drops(
         if entry.get("name", "").endswith(f"{victim_client.id}-reader"):
             admin.client_kill_filter(_id=entry["id"])
             killed += 1
-    assert killed == 1
+    assert killed >= 1  # the blocking XREAD connection among them
     mark = len(steady.seqs)
     assert wait_until(lambda: len(steady.seqs) > mark + 30, 10)
     assert wait_until(lambda: victim.seqs[-1:] == steady.seqs[-1:] and len(victim.seqs) > mark + 30, 10)
