@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from rxibkr.remote._layout import DEFAULT_LEASE_TTL, DEFAULT_MAXLEN, DEFAULT_PREFIX
 from rxibkr.remote.client import MessageGap, RemoteClient, RemoteSubscription, RemoteSubscriptionState
+from rxibkr.remote.local import LocalRedis
 from rxibkr.remote.server import Server, ServeStats, merge_data, serve
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAXLEN",
     "DEFAULT_PREFIX",
+    "LocalRedis",
     "MessageGap",
     "RemoteClient",
     "RemoteSubscription",

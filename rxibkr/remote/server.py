@@ -69,18 +69,56 @@ class _Stop:
     """Queue item: finish the batch, write the stopped state, end the publisher."""
 
 
+_SCRIPT = b"""
+local maxlen = ARGV[1]
+local i = 2
+local n = #ARGV
+while i <= n do
+  if ARGV[i] == 'x' then
+    redis.pcall('XADD', ARGV[i + 1], 'MAXLEN', '~', maxlen, ARGV[i + 2], 'f', ARGV[i + 3])
+    i = i + 4
+  else
+    local last = i + 3 + 2 * tonumber(ARGV[i + 3])
+    redis.pcall('HSET', ARGV[i + 1], '_id', ARGV[i + 2], unpack(ARGV, i + 4, last))
+    i = last + 1
+  end
+end
+return 1
+"""
+"""Writes a batch of messages in one command (one reply to read instead of one per write):
+``x STREAM ID FRAME`` is an XADD, ``h HASH ID N k1 v1 ... kN vN`` an HSET of a snapshot. ``pcall``:
+an entry id that exists already (a retried write) is refused by Redis and skipped, never doubled."""
+
+
 class _Batch:
-    """Commands packed for one round trip."""
+    """Commands packed for one round trip. Messages go into one EVAL of :data:`_SCRIPT` (a group);
+    any other command closes the group first, so that everything is written in queue order."""
 
-    __slots__ = ("count", "parts")
+    __slots__ = ("count", "group", "group_args", "maxlen_bulk", "parts")
 
-    def __init__(self) -> None:
+    def __init__(self, maxlen: int) -> None:
         self.parts: list[bytes] = []
         self.count = 0
+        self.group: list[bytes] = []
+        self.group_args = 0
+        self.maxlen_bulk = _bulk(b"%d" % maxlen)
 
     def add(self, *args: Any) -> None:
+        self.close_group()
         self.parts.append(pack(*args))
         self.count += 1
+
+    def close_group(self) -> None:
+        if self.group:
+            self.parts.append(b"*%d\r\n" % (4 + self.group_args) + _EVAL_HEAD + self.maxlen_bulk)
+            self.parts.extend(self.group)
+            self.count += 1
+            self.group = []
+            self.group_args = 0
+
+    def payload(self) -> bytes:
+        self.close_group()
+        return b"".join(self.parts)
 
 
 class ServeStats:
@@ -218,7 +256,8 @@ class Server:
         # publisher thread only
         self._epoch = int(time.time() * 1000)
         self._counters: dict[str, int] = {}
-        self._md_names: dict[int, tuple[str, str]] = {}
+        self._md_heads: dict[int, tuple[bytes, bytes, str]] = {}
+        self._field_names: dict[str, bytes] = {}
         self._snapshots: dict[int, tuple[dict[str, bytes], str]] = {}
         self._subs: dict[str, str] = {}
         self._state = ConnectionState.STOPPED.value
@@ -366,7 +405,7 @@ class Server:
                 except queue.Empty:
                     break
             stop = any(isinstance(item, _Stop) for item in batch)
-            out = _Batch()
+            out = _Batch(self.maxlen)
             if self._resync:
                 self._write_resync(out)
             messages = 0
@@ -381,7 +420,8 @@ class Server:
             if stop:
                 self._write_stopped(out)
             try:
-                results = link.execute(b"".join(out.parts), out.count)
+                payload = out.payload()
+                results = link.execute(payload, out.count)
             except Exception as exc:  # Redis away: the batch is lost, consumers see the gap
                 self.stats.dropped += messages
                 self.stats.redis_errors += 1
@@ -400,33 +440,57 @@ class Server:
                 return
 
     def _write_message(self, out: _Batch, message: Message) -> None:
+        """XADD (and for market data an HSET of the snapshot), packed by hand: this is serve's hot
+        path, and the per-stream command heads and the field names are cached as RESP bytes."""
         raw = message.raw
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogatepass")
         if message.key is _MD and message.kind is _DATA:
             conid = _conid(message)
             if conid is not None:
-                names = self._md_names.get(conid)
-                if names is None:
-                    names = self._md_names[conid] = (self.layout.md(conid), self.layout.md_snapshot(conid))
-                stream, snapshot = names
+                heads = self._md_heads.get(conid)
+                if heads is None:
+                    heads = self._md_heads[conid] = self._md_heads_of(conid)
+                xadd_head, hset_head, stream = heads
                 n = self._counters.get(stream, 0) + 1
                 self._counters[stream] = n
-                entry_id = f"{self._epoch}-{n}"
-                out.add("XADD", stream, "MAXLEN", "~", self.maxlen, entry_id, FRAME, raw)
-                fields = {k: dumps(v) for k, v in (message.data or {}).items()}
+                entry_id = b"%d-%d" % (self._epoch, n)
+                id_bulk = b"$%d\r\n%b\r\n" % (len(entry_id), entry_id)
+                data = message.data or {}
+                names = self._field_names
+                fields: dict[str, bytes] = {}
+                nf = b"%d" % len(data)
+                group = out.group
+                group.append(xadd_head + id_bulk + b"$%d\r\n%b\r\n" % (len(raw), raw))
+                group.append(hset_head + id_bulk + b"$%d\r\n%b\r\n" % (len(nf), nf))
+                for key, value in data.items():
+                    name = names.get(key)
+                    if name is None:
+                        name = names[key] = _bulk(key.encode())
+                    encoded = dumps(value)
+                    fields[key] = encoded
+                    group.append(name)
+                    group.append(b"$%d\r\n%b\r\n" % (len(encoded), encoded))
+                out.group_args += 8 + 2 * len(data)
                 known = self._snapshots.get(conid)
                 if known is None:
-                    self._snapshots[conid] = (fields, entry_id)
+                    self._snapshots[conid] = (fields, entry_id.decode())
                 else:
                     known[0].update(fields)
-                    self._snapshots[conid] = (known[0], entry_id)
-                out.add("HSET", snapshot, "_id", entry_id, *_flat(fields))
+                    self._snapshots[conid] = (known[0], entry_id.decode())
                 return
         stream = self.layout.key_stream(message.key or IbkrWsKey.ERROR)
         n = self._counters.get(stream, 0) + 1
         self._counters[stream] = n
-        out.add("XADD", stream, "MAXLEN", "~", self.maxlen, f"{self._epoch}-{n}", FRAME, raw)
+        entry_id = b"%d-%d" % (self._epoch, n)
+        out.group.append(_X + _bulk(stream.encode()) + _bulk(entry_id) + _bulk(raw))
+        out.group_args += 4
+
+    def _md_heads_of(self, conid: int) -> tuple[bytes, bytes, str]:
+        stream = self.layout.md(conid)
+        xadd = _X + _bulk(stream.encode())
+        hset = _H + _bulk(self.layout.md_snapshot(conid).encode())
+        return xadd, hset, stream
 
     def _event(self, out: _Batch, fields: dict[str, Any]) -> None:
         out.add("XADD", self.layout.events, "MAXLEN", "~", _EVENTS_MAXLEN, "*", *_flat(fields))
@@ -649,6 +713,16 @@ class Server:
             if not any(other.partition("+")[0] == head for other in self._gateway):
                 self._queue.put(("drop_key", key))
         self.stats.gateway_subscriptions = len(self._gateway)
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+_FRAME_BULK = _bulk(FRAME)
+_EVAL_HEAD = _bulk(b"EVAL") + _bulk(_SCRIPT) + _bulk(b"0")
+_X = _bulk(b"x")
+_H = _bulk(b"h")
 
 
 def _flat(fields: Mapping[str, Any]) -> list[Any]:

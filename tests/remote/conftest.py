@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,11 +13,10 @@ if redis_server_binary() is None:  # pragma: no cover - the dev extra ships redi
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, killed after the test."""
-    server = RedisServer(tmp_path)
-    server.start()
+    server = RedisServer().start()
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
