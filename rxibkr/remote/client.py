@@ -51,7 +51,6 @@ from rxibkr.remote._layout import (
     connect,
     dumps,
     loads,
-    pack,
     public_url,
 )
 
@@ -211,6 +210,50 @@ class RemoteSubscription(abc.DisposableBase):
             self._client._release(self)
 
 
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+_XREAD_HEAD = b"".join(
+    _bulk(a) for a in (b"XREAD", b"COUNT", b"%d" % _COUNT, b"BLOCK", b"%d" % _BLOCK_MS, b"STREAMS")
+)
+
+
+class _Positions:
+    """The last entry id read of every stream the reader follows, with the XREAD command kept
+    packed per stream (re-packing a few hundred arguments per round trip costs more than the rest)."""
+
+    __slots__ = ("id_bulks", "ids", "name_bulks")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, bytes] = {}
+        self.id_bulks: dict[str, bytes] = {}
+        self.name_bulks: dict[str, bytes] = {}
+
+    def __setitem__(self, name: str, entry_id: bytes) -> None:
+        if name not in self.ids:
+            self.name_bulks[name] = _bulk(name.encode())
+        self.ids[name] = entry_id
+        self.id_bulks[name] = b"$%d\r\n%b\r\n" % (len(entry_id), entry_id)
+
+    def __getitem__(self, name: str) -> bytes:
+        return self.ids[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.ids
+
+    def pop(self, name: str, default: bytes | None = None) -> bytes | None:
+        self.name_bulks.pop(name, None)
+        self.id_bulks.pop(name, None)
+        return self.ids.pop(name, default)
+
+    def xread(self) -> bytes:
+        n = len(self.ids)
+        return b"".join(
+            (b"*%d\r\n" % (6 + 2 * n), _XREAD_HEAD, *self.name_bulks.values(), *self.id_bulks.values())
+        )
+
+
 class RemoteClient:
     """A consumer of a running ``rxibkr serve`` (see the module docstring).
 
@@ -273,7 +316,7 @@ class RemoteClient:
         # reader thread only
         self._reader: threading.Thread | None = None
         self._reader_failures = 0
-        self._positions: dict[str, bytes | str] = {}
+        self._positions = _Positions()
         self._last: dict[str, tuple[bytes, int] | None] = {}
         self._refs: dict[str, int] = {}
         self._initialised = False
@@ -690,12 +733,10 @@ class RemoteClient:
             self._reader_up = True
             self._on_control(self._write_lease)  # Redis may have lost the lease: write it again
             link = self._link
-            head = (b"XREAD", b"COUNT", _COUNT, b"BLOCK", _BLOCK_MS, b"STREAMS")
+            positions = self._positions
             while not self._closed:
                 self._apply_ops(redis)
-                positions = self._positions
-                packed = pack(*head, *positions.keys(), *positions.values())
-                reply = link.execute(packed, 1)[0]
+                reply = link.execute(positions.xread(), 1)[0]
                 if isinstance(reply, Exception):
                     raise reply
                 if reply:  # RESP3: a map of stream -> entries; RESP2: a list of [stream, entries]
