@@ -186,7 +186,7 @@ def merge_data(channel: str, datas: list[dict[str, Any] | None]) -> dict[str, An
             if values is not None:
                 out[name] = values
         return out
-    _LOGGER.warning("serve: consumers ask for %s with different data; using the first request", channel)
+    _LOGGER.warning("serve: consumers ask for one %r channel with different data; using the first", head)
     return distinct[0]
 
 
@@ -682,7 +682,7 @@ class Server:
         try:
             handle = self.client.subscribe(channel, merged, wait=False)
         except Exception as exc:
-            _LOGGER.warning("serve: a consumer asked for %r, refused: %s", channel, exc)
+            _LOGGER.warning("serve: refused a consumer's %r subscription: %s", channel.split("+", 1)[0], exc)
             self._queue.put(("error", "subscription_failed", f"serve refused {channel!r}: {exc}"))
             return
         self._gateway[channel] = (handle, merged)
