@@ -791,43 +791,47 @@ class RemoteClient:
         return self.layout.key_stream(key), None
 
     def _apply_ops(self, redis: Any) -> None:
-        with self._lock:
-            ops, self._ops = self._ops, []
-        for op, channel in ops:
-            stream, conid = self._stream_of(channel)
-            if op == "remove":
-                refs = self._refs.get(stream, 0) - 1
-                if refs <= 0:
-                    self._refs.pop(stream, None)
-                    self._positions.pop(stream, None)
-                    self._last.pop(stream, None)
-                else:
-                    self._refs[stream] = refs
-                continue
-            refs = self._refs.get(stream, 0)
-            self._refs[stream] = refs + 1
-            status = redis.hget(self.layout.subs, channel)
-            if refs == 0:
-                self._positions[stream] = b"0-0"
-                self._last[stream] = None
-                if conid is not None:
-                    self._start_from_snapshot(redis, stream, conid)
-            state = self._subs.get(channel)
-            if status is not None and state is not None:
-                state.set_status(_STATUSES.get(status.decode(), SubscriptionStatus.PENDING))
+        """Follow or drop the streams of channels added or released since the last read. An op
+        leaves the queue only once applied: if Redis fails meanwhile it is applied after reconnecting."""
+        while True:
+            with self._lock:
+                if not self._ops:
+                    return
+                op, channel = self._ops[0]
+            self._apply_op(redis, op, channel)
+            with self._lock:
+                self._ops.pop(0)
 
-    def _start_from_snapshot(self, redis: Any, stream: str, conid: str) -> None:
-        snapshot = redis.hgetall(self.layout.md_snapshot(conid))
-        entry_id = snapshot.pop(b"_id", None)
-        if not snapshot or entry_id is None:
+    def _apply_op(self, redis: Any, op: str, channel: str) -> None:
+        stream, conid = self._stream_of(channel)
+        if op == "remove":
+            refs = self._refs.get(stream, 0) - 1
+            if refs <= 0:
+                self._refs.pop(stream, None)
+                self._positions.pop(stream, None)
+                self._last.pop(stream, None)
+            else:
+                self._refs[stream] = refs
             return
-        frame = {key.decode(): loads(value) for key, value in snapshot.items()}
-        self._positions[stream] = entry_id
-        ms, _, n = entry_id.partition(b"-")
-        self._last[stream] = (ms, int(n))
-        message = decode(dumps(frame))
-        self.received += 1
-        self._subjects[IbkrWsKey.MARKET_DATA].on_next(message)
+        refs = self._refs.get(stream, 0)
+        # the reads first: if one fails nothing has changed yet
+        status = redis.hget(self.layout.subs, channel)
+        snapshot = redis.hgetall(self.layout.md_snapshot(conid)) if refs == 0 and conid is not None else {}
+        self._refs[stream] = refs + 1
+        if refs == 0:
+            self._positions[stream] = b"0-0"
+            self._last[stream] = None
+            entry_id = snapshot.pop(b"_id", None)
+            if snapshot and entry_id is not None:
+                self._positions[stream] = entry_id
+                ms, _, n = entry_id.partition(b"-")
+                self._last[stream] = (ms, int(n))
+                frame = {key.decode(): loads(value) for key, value in snapshot.items()}
+                self.received += 1
+                self._subjects[IbkrWsKey.MARKET_DATA].on_next(decode(dumps(frame)))
+        state = self._subs.get(channel)
+        if status is not None and state is not None:
+            state.set_status(_STATUSES.get(status.decode(), SubscriptionStatus.PENDING))
 
     def _deliver(self, stream: str, entries: list[list[Any]]) -> None:
         """Entries as Redis sends them: ``[id, [field, value, ...]]``."""

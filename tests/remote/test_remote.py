@@ -11,7 +11,7 @@ import pytest
 import redis as redis_py
 
 from rxibkr.client.core import IbkrWsClient
-from rxibkr.client.events import ConnectionState, ErrorEvent
+from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.protocol import IbkrWsKey, Message
 from rxibkr.remote import MessageGap, RemoteClient, Server, merge_data
 from rxibkr.streams.models import MarketDataUpdate, OrderUpdate
@@ -57,7 +57,8 @@ def consumers(redis_server: RedisServer) -> Iterator[list[RemoteClient]]:
 
 
 def consumer(consumers: list[RemoteClient], url: str, **kwargs: Any) -> RemoteClient:
-    client = RemoteClient(url, lease_ttl=TTL, **kwargs)
+    kwargs.setdefault("lease_ttl", TTL)
+    client = RemoteClient(url, **kwargs)
     consumers.append(client)
     return client
 
@@ -221,3 +222,38 @@ def test_typed_streams_run_unchanged_over_a_remote_client(
     replayed: list[OrderUpdate] = []
     later.orders().subscribe(replayed.append)
     assert wait_until(lambda: any(str(o.order_id) == str(order_id) for o in replayed), 10)
+
+
+def test_errors_channels_and_a_clean_shutdown_releases_at_once(
+    redis_server: RedisServer, sim: Any, server: Server, consumers: list[RemoteClient]
+) -> None:
+    client = consumer(consumers, redis_server.url, lease_ttl=60.0)  # expiry cannot be what releases
+    errors: list[ErrorEvent] = []
+    client.errors.subscribe(errors.append)
+    messages: list[Message] = []
+    client.channel(f"md+{AAPL}", {"fields": ["31"]}).subscribe(messages.append)
+    assert wait_until(lambda: len(messages) > 3, 10)
+    assert {m.topic for m in messages} == {f"smd+{AAPL}"}
+    assert client.subscriptions[f"md+{AAPL}"].active
+    sim.send_raw(b"not json at all")  # the gateway client reports it; serve relays it
+    assert wait_until(lambda: any(e.kind is ErrorKind.MALFORMED_FRAME for e in errors), 5), errors
+    client.shutdown()
+    assert wait_until(lambda: server.channels() == {} and smd_targets(sim) == [], 5)
+    assert client.state.value is ConnectionState.STOPPED
+
+
+def test_subscribing_while_redis_is_away_takes_effect_when_it_is_back(
+    redis_server: RedisServer, sim: Any, server: Server, consumers: list[RemoteClient]
+) -> None:
+    client = consumer(consumers, redis_server.url)
+    states: list[ConnectionState] = []
+    client.state.subscribe(states.append)
+    assert wait_until(lambda: client.ready, 5)
+    redis_server.stop()
+    assert wait_until(lambda: states[-1] is ConnectionState.RECONNECTING, 10), states
+    got: list[MarketDataUpdate] = []
+    client.market_data(AAPL).subscribe(got.append)
+    redis_server.start()
+    assert wait_until(lambda: len(got) > 3, 15), (states, got)
+    assert wait_until(lambda: client.ready, 5)
+    assert smd_targets(sim) == [str(AAPL)]
