@@ -25,6 +25,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "rxibkr.cli.export",
         "build the Parquet tables (quotes, bars, orders, ...) of a raw recording",
     ),
+    "serve": (
+        "rxibkr.cli.serve",
+        "hold one gateway session and publish it to Redis Streams for many consumers",
+    ),
 }
 
 

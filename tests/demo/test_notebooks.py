@@ -78,6 +78,7 @@ def test_every_notebook_is_tested() -> None:
         "04_testing_with_marbles.ipynb",
         "05_resilience.ipynb",
         "06_datasets.ipynb",
+        "07_remote.ipynb",
     ]
 
 
@@ -166,6 +167,18 @@ def test_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert summary["exported_equal"] is True
     (picture,) = pngs(nb)
     assert len(picture) > 10_000
+
+
+def test_remote(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    nb = execute("07_remote.ipynb", tmp_path)
+    summary = summary_of(nb)
+    assert summary["state"] == "authenticated"
+    assert summary["symbols"] == ["AAPL", "MSFT", "NVDA"]
+    assert summary["quotes"] > 10
+    assert summary["late_symbol"] == "AAPL" and summary["late_fields"] >= 10  # the snapshot, not a delta
+    table = [o for o in outputs(nb) if "text/markdown" in o.get("data", {})]
+    assert table and "| AAPL | 265598 |" in table[0].data["text/markdown"]
 
 
 def test_live_plot_keeps_redrawing_while_the_kernel_is_idle() -> None:
