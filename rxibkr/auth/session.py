@@ -141,7 +141,7 @@ class SignedSession(IbkrSession):
             all_headers["Content-Type"] = content_type
         all_headers.update(headers or {})
         try:
-            response = self._pool.request(method, url, body=body, headers=all_headers)
+            response = self._pool().request(method, url, body=body, headers=all_headers)
         except urllib3.exceptions.HTTPError as exc:
             path = url[len(self.base_url) :] if url.startswith(self.base_url) else url.split("?", 1)[0]
             raise SessionError(f"{method} {path}: {exc.__class__.__name__}") from None

@@ -73,7 +73,7 @@ def test_open_starts_the_liveness_timers_and_the_greeting_grace_with_rest() -> N
 def test_held_subscriptions_go_out_when_the_greeting_confirms_the_session() -> None:
     m = machine()
     m.handle(ev.Start())
-    token, actions = subscribe(m, "md+265598", {"fields": ["31"]})
+    _token, actions = subscribe(m, "md+265598", {"fields": ["31"]})
     assert sends(actions) == []  # no session yet: held
     m.handle(ev.Opened(1))
     actions = control(m, frames.sts(authenticated=True))
@@ -194,7 +194,7 @@ def test_a_failure_no_retry_can_fix_fails_at_once() -> None:
 
 def test_shutdown_unsubscribes_closes_and_stops_for_good() -> None:
     m = authenticated()
-    token, _ = subscribe(m, "pl", {})
+    _token, _ = subscribe(m, "pl", {})
     m.handle(ev.Data(1, "pl"))
     actions = m.handle(ev.Stop(shutdown=True))
     assert sends(actions) == ["upl+{}"]
