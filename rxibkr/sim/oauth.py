@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote_plus, unquote
 
 from aiohttp import web
@@ -45,7 +45,28 @@ from rxibkr.sim.gateway import Gateway
 from rxibkr.sim.rest import PREFIX, json_response
 
 if TYPE_CHECKING:
-    from rxibkr.sim.server import GatewaySimulator
+    from rxibkr.sim.config import SimConfig
+
+
+class _Simulator(Protocol):
+    """What SimOAuth needs of the simulator it serves (the server imports this module, not the
+    reverse)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def rest_url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
+    @property
+    def cacert(self) -> str | None: ...
+
+    @property
+    def config(self) -> SimConfig: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +173,14 @@ class SimOAuth:
         self._state = _State()
         self._revoked = False
         self._dir: str | None = None
-        self._sim: GatewaySimulator | None = None
+        self._sim: _Simulator | None = None
         self._gateway: Gateway | None = None
 
     def __repr__(self) -> str:
         return f"SimOAuth(flows={self.flows!r})"
 
     # --- files and configs ---------------------------------------------------------------------
-    def bind(self, sim: GatewaySimulator) -> None:
+    def bind(self, sim: _Simulator) -> None:
         self._sim = sim
 
     def write_files(self) -> str:

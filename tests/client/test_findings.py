@@ -363,7 +363,8 @@ def test_6_a_thousand_typed_market_data_streams(clients: Clients) -> None:
         counts = smd_counts(sim)
         resent = {conid: n for (_cid, conid), n in counts.items() if n > 1}
         assert not resent, f"{len(resent)} conids got smd more than once on one connection: {resent}"
-        duplicates = {k: n for k, n in received.items() if n > 1}
+        with lock:
+            duplicates = {k: n for k, n in received.items() if n > 1}
         assert not duplicates, f"{len(duplicates)} quotes delivered more than once"
         assert sim.total_connections == 1
         for d in disposables:
