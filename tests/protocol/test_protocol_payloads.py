@@ -33,7 +33,8 @@ def test_seed_docstring_examples() -> None:
 
 
 def test_brief_examples() -> None:
-    assert PROCESSOR.make_subscribe_payload("md+265598", {"fields": ["31"]}) == 'smd+265598+{"fields": ["31"]}'
+    payload = PROCESSOR.make_subscribe_payload("md+265598", {"fields": ["31"]})
+    assert payload == 'smd+265598+{"fields": ["31"]}'
     assert PROCESSOR.make_subscribe_payload("or", {}) == "sor+{}"
     assert PROCESSOR.make_subscribe_payload("sd+DU1234567") == "ssd+DU1234567"
     assert PROCESSOR.make_unsubscribe_payload("md+265598") == "umd+265598+{}"

@@ -219,7 +219,8 @@ def test_market_history_bars_and_umh_with_the_server_id() -> None:
     s = streams_of(client)
     bars: list[Bar] = []
     sub = s.market_history(AAPL, period="2h", bar="5min").subscribe(bars.append)
-    assert sent(transport) == ['smh+265598+{"period": "2h", "bar": "5min", "outsideRth": false, "source": "trades"}']
+    expected = 'smh+265598+{"period": "2h", "bar": "5min", "outsideRth": false, "source": "trades"}'
+    assert sent(transport) == [expected]
     transport.receive(smh(AAPL, "7731", [BAR1, BAR2]))
     assert [(b.time, b.open, b.close, b.volume) for b in bars] == [
         (1_700_000_000_000, 125.0, 125.5, 1000.0),
