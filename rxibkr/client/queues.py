@@ -17,14 +17,17 @@ Semantics, as IBind 0.1.14 (``IbkrWsClient._on_message`` + ``QueueController``):
   key IBind does not know dropped. ERROR gets the frames that carry an ``error`` key (not malformed or
   unknown frames: those are on ``client.errors``). A frame whose topic IBind routes by its letters
   (``umd+1``, ``sorx``) lands where IBind puts it. The deviations are listed in docs/ibind.md.
-* Memory is bounded: each queue of the default controller keeps at most ``maxsize`` items (10 000) and
-  drops the oldest when full; drops are counted (:meth:`IbindQueues.dropped`) and reported through
-  ``report("QUEUE_OVERFLOW", ...)`` at the 1st, 10th, 100th, ... drop of a key. A queue nobody reads
-  therefore costs at most ``maxsize`` messages. ``maxsize=None`` keeps IBind's unbounded queues and
-  reports once a queue passes 10 000, 100 000, ... items.
+* Memory is bounded: a queue keeps at most ``maxsize`` items (10 000) once it has been read (an
+  accessor made, ``get`` or ``empty`` called), and at most ``idle_maxsize`` items (1 000) before that;
+  when full it drops the oldest. Drops are counted (:meth:`IbindQueues.dropped`) and reported through
+  ``report("QUEUE_OVERFLOW", ...)`` at the 1st, 10th, 100th, ... drop of a key that has been read; the
+  drops of a queue nobody has read yet are reported once, when it is first read (a program that only
+  uses the Observables never reads the queues and gets no noise, and pays at most ``idle_maxsize``
+  messages per key). ``maxsize=None`` keeps IBind's unbounded queues once read (``idle_maxsize=None``:
+  before too) and reports once a queue passes 10 000, 100 000, ... items.
 
 Cost: items are built when taken, not when put. The reader thread only appends the decoded message
-to a deque (a few hundred ns, see tests/ibind/test_queue_cost.py); a market-data message nobody takes
+to a deque (about 130 ns, see tests/ibind/test_ibind_queues.py); a market-data message nobody takes
 is never converted. Blocking ``get`` waits on a condition that ``put`` signals only when a reader waits.
 """
 
@@ -46,7 +49,12 @@ _LOGGER = logging.getLogger(__name__)
 K = TypeVar("K")
 
 DEFAULT_MAXSIZE = 10_000
-"""Items a queue of the default controller keeps before it drops the oldest."""
+"""Items a queue that has been read keeps before it drops the oldest."""
+
+DEFAULT_IDLE_MAXSIZE = 1_000
+"""Items a queue nobody has read yet keeps before it drops the oldest."""
+
+_NEVER = 1 << 62  # next_report of a queue nobody has read: its drops are reported when it is first read
 
 _WARN_FIRST = 10_000  # maxsize=None: the first backlog at which a queue is reported
 
@@ -316,8 +324,9 @@ class IbindQueues:
     ``QueueControllerClass``: the seed parameter; rxibkr's :class:`QueueController` (the default, also
     as ``QueueController[IbkrWsKey]``) gets the fast path, any other class (IBind's own, a subclass) is
     driven through its public methods (``register_queues``, ``put_to_queue``, ``new_queue_accessor``) with
-    items built when put. ``keys``: the queued keys (:func:`queued_keys`). ``report(kind_name, message)``:
-    the client's error sink, called on the reader thread. ``maxsize``: see the module docstring.
+    items built when put, and bounds nothing. ``keys``: the queued keys (:func:`queued_keys`).
+    ``report(kind_name, message)``: the client's error sink, called on the reader thread or on the
+    thread that first reads a queue. ``maxsize``, ``idle_maxsize``: see the module docstring.
     """
 
     def __init__(
@@ -327,9 +336,16 @@ class IbindQueues:
         report: Report | None = None,
         *,
         maxsize: int | None = DEFAULT_MAXSIZE,
+        idle_maxsize: int | None = DEFAULT_IDLE_MAXSIZE,
     ) -> None:
-        if maxsize is not None and (not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1):
-            raise ValueError(f"maxsize: expected a positive number of items, or None, got {maxsize!r}")
+        for name, value in (("maxsize", maxsize), ("idle_maxsize", idle_maxsize)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name}: expected a positive number of items, or None, got {value!r}")
+        if idle_maxsize is not None and maxsize is not None:
+            idle_maxsize = min(idle_maxsize, maxsize)
+        self._maxsize = maxsize
+        self._idle_maxsize = idle_maxsize
+        self._read: set[IbkrWsKey] = set()  # keys whose queue has been read
         self._report = report
         self._keys = frozenset(keys)
         for key in self._keys:
@@ -338,7 +354,7 @@ class IbindQueues:
         controller = QueueControllerClass()
         self._fast = type(controller) is QueueController
         if self._fast:
-            controller.maxsize = maxsize
+            controller.maxsize = idle_maxsize  # until first read
         controller.register_queues(list(IbkrWsKey))  # like IBind: a queue for every key
         self._controller = controller
         self._accessors: dict[IbkrWsKey, Any] = {}
@@ -348,6 +364,7 @@ class IbindQueues:
             for key in self._keys:
                 q = controller.get_queue(key)
                 q._finish = self._finisher(key)
+                q.next_report = _NEVER  # drops before the first read are reported at the first read
                 self._queues[key] = q
         else:
             self.put = self._put_generic  # type: ignore[method-assign]
@@ -438,6 +455,8 @@ class IbindQueues:
 
     def _backlog(self, q: KeyQueue) -> None:
         """maxsize=None: report a queue's backlog at 10 000, 100 000, ... unread items."""
+        if len(q.items) < q.limit:  # the bound changed meanwhile (the queue was first read)
+            return
         q.limit *= 10
         self._emit(f"{q.key.name} queue holds {len(q.items)} unread items (unbounded, maxsize=None)")
 
@@ -473,7 +492,26 @@ class IbindQueues:
             raise ValueError(
                 f"key: {key} is unsolicited; list it in unsolicited_channels_to_be_queued to queue it"
             )
+        if key not in self._read:
+            self._first_read(key)
         return key
+
+    def _first_read(self, key: IbkrWsKey) -> None:
+        """A queue is read for the first time: give it its full bound; report what it dropped so far."""
+        self._read.add(key)
+        q = self._queues.get(key)
+        if q is None:
+            return
+        maxsize = self._maxsize
+        q.limit = maxsize if maxsize is not None else max(_WARN_FIRST, q.limit)
+        q.maxsize = maxsize
+        dropped = q.dropped
+        q.next_report = 10 ** len(str(dropped)) if dropped else 1  # the next power of ten
+        if dropped:
+            self._emit(
+                f"{key.name} queue dropped its {dropped} oldest items before it was first read "
+                f"(a queue nobody reads keeps the newest {self._idle_maxsize})"
+            )
 
     def new_queue_accessor(self, key: IbkrWsKey) -> QueueAccessor[IbkrWsKey]:
         """An accessor of ``key``'s one queue (IBind semantics: accessors share it)."""
@@ -488,11 +526,20 @@ class IbindQueues:
 
     def get(self, key: IbkrWsKey, block: bool = False, timeout: float | None = None) -> Any | None:
         """The next item of ``key``'s queue, or None (IBind's ``IbkrWsClient.get``)."""
-        return self._accessor(key).get(block=block, timeout=timeout)
+        q = self._queues.get(self._check(key))
+        if q is None:  # a custom controller: through an accessor, as IBind does
+            return self._accessor(key).get(block=block, timeout=timeout)
+        try:
+            return q.get(block, timeout)
+        except queue.Empty:
+            return None
 
     def empty(self, key: IbkrWsKey) -> bool:
         """True if ``key``'s queue holds nothing (IBind's ``IbkrWsClient.empty``)."""
-        return bool(self._accessor(key).empty())
+        q = self._queues.get(self._check(key))
+        if q is None:
+            return bool(self._accessor(key).empty())
+        return not q.items
 
     # -- introspection ------------------------------------------------------------------------------
     @property
@@ -502,8 +549,13 @@ class IbindQueues:
 
     @property
     def maxsize(self) -> int | None:
-        """The bound of each queue (None: unbounded), or None for a custom controller."""
-        return self._controller.maxsize if self._fast else None
+        """The bound of a queue that has been read (None: unbounded, or a custom controller)."""
+        return self._maxsize if self._fast else None
+
+    @property
+    def idle_maxsize(self) -> int | None:
+        """The bound of a queue nobody has read yet (None: unbounded, or a custom controller)."""
+        return self._idle_maxsize if self._fast else None
 
     def dropped(self, key: IbkrWsKey) -> int:
         """How many items ``key``'s queue dropped because it was full (0 for custom controllers)."""

@@ -13,7 +13,14 @@ import pytest
 from ibind.base.queue_controller import QueueController as IbindQueueController
 from ibind_harness import RxSide, exact
 
-from rxibkr.client.queues import DEFAULT_MAXSIZE, IbindQueues, QueueAccessor, QueueController, queued_keys
+from rxibkr.client.queues import (
+    DEFAULT_IDLE_MAXSIZE,
+    DEFAULT_MAXSIZE,
+    IbindQueues,
+    QueueAccessor,
+    QueueController,
+    queued_keys,
+)
 from rxibkr.protocol import IbkrWsKey, Message, decode
 from rxibkr.testing import frames as f
 
@@ -30,6 +37,7 @@ def last(item: Any) -> str:
 
 def test_a_full_queue_drops_the_oldest_counts_and_reports_at_powers_of_ten() -> None:
     rx = RxSide(maxsize=5)
+    assert rx.queues.empty(MD)  # read once: the queue has its full bound, and reports
     for i in range(120):
         rx.queues.put(md(i))
     assert rx.queues.qsize(MD) == 5
@@ -41,9 +49,28 @@ def test_a_full_queue_drops_the_oldest_counts_and_reports_at_powers_of_ten() -> 
     assert rx.queues.dropped(IbkrWsKey.ORDERS) == 0
 
 
+def test_a_queue_nobody_reads_keeps_1000_quietly_and_reports_its_drops_when_first_read() -> None:
+    rx = RxSide()
+    assert (rx.queues.maxsize, rx.queues.idle_maxsize) == (DEFAULT_MAXSIZE, DEFAULT_IDLE_MAXSIZE)
+    for i in range(2_500):  # an Observable-only program: nobody reads the queues
+        rx.queues.put(md(i))
+    assert rx.queues.qsize(MD) == 1_000 and rx.queues.dropped(MD) == 1_500
+    assert rx.reports == []  # no noise for a queue nobody uses
+    accessor = rx.queues.new_queue_accessor(MD)  # first read: one report, then the full bound
+    assert rx.reports == [
+        ("QUEUE_OVERFLOW", "MARKET_DATA queue dropped its 1500 oldest items before it was first read "
+         "(a queue nobody reads keeps the newest 1000)")
+    ]  # fmt: skip
+    assert last(accessor.get()) == "1600"
+    for i in range(9_500):
+        rx.queues.put(md(i))
+    assert rx.queues.qsize(MD) == 10_000 and rx.queues.dropped(MD) == 1_500 + 499
+    assert len(rx.reports) == 1  # the next report comes at the 10 000th drop
+
+
 def test_the_default_bound_and_an_unbounded_queue_that_reports_its_backlog() -> None:
     assert RxSide().queues.maxsize == DEFAULT_MAXSIZE == 10_000
-    rx = RxSide(maxsize=None)
+    rx = RxSide(maxsize=None, idle_maxsize=None)
     message = md(0)
     for _ in range(10_001):
         rx.queues.put(message)
@@ -72,6 +99,7 @@ def test_a_report_sink_that_raises_does_not_break_put() -> None:
         raise RuntimeError("sink")
 
     queues = IbindQueues(QueueController, queued_keys(None), sink, maxsize=1)
+    assert queues.empty(MD)
     queues.put(md(1))
     queues.put(md(2))
     assert last(queues.get(MD)) == "102"
