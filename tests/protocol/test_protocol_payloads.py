@@ -1,4 +1,6 @@
-"""IbkrSubscriptionProcessor: the seed's semantics and docstring examples, with compact JSON."""
+"""IbkrSubscriptionProcessor: the seed's semantics and docstring examples, JSON as json.dumps writes it.
+
+(tests/ibind/test_ibind_payloads.py compares every case with IBind 0.1.14 itself.)"""
 
 from __future__ import annotations
 
@@ -21,17 +23,18 @@ def test_seed_docstring_examples() -> None:
     # make_subscribe_payload('md', {'foo': 'bar'}) returns "smd+{"foo": "bar"}"
     with_data = PROCESSOR.make_subscribe_payload("md", {"foo": "bar"})
     assert _json_part(with_data, "smd+") == json.loads('{"foo": "bar"}')
-    assert with_data == 'smd+{"foo":"bar"}'
+    assert with_data == 'smd+{"foo": "bar"}'
     # make_subscribe_payload('md') returns "smd"
     assert PROCESSOR.make_subscribe_payload("md") == "smd"
     # make_unsubscribe_payload('md', {'foo': 'bar'}) returns "umd+{"foo": "bar"}"
-    assert _json_part(PROCESSOR.make_unsubscribe_payload("md", {"foo": "bar"}), "umd+") == {"foo": "bar"}
+    assert PROCESSOR.make_unsubscribe_payload("md", {"foo": "bar"}) == 'umd+{"foo": "bar"}'
     # make_unsubscribe_payload('md') returns "umd+{}"
     assert PROCESSOR.make_unsubscribe_payload("md") == "umd+{}"
 
 
 def test_brief_examples() -> None:
-    assert PROCESSOR.make_subscribe_payload("md+265598", {"fields": ["31"]}) == 'smd+265598+{"fields":["31"]}'
+    payload = PROCESSOR.make_subscribe_payload("md+265598", {"fields": ["31"]})
+    assert payload == 'smd+265598+{"fields": ["31"]}'
     assert PROCESSOR.make_subscribe_payload("or", {}) == "sor+{}"
     assert PROCESSOR.make_subscribe_payload("sd+DU1234567") == "ssd+DU1234567"
     assert PROCESSOR.make_unsubscribe_payload("md+265598") == "umd+265598+{}"
@@ -60,7 +63,13 @@ def test_empty_channel(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["make_subscribe_payload", "make_unsubscribe_payload"])
-@pytest.mark.parametrize("data", [[], "x", 3, {1: "non-str key"}, {"x": object()}])
+@pytest.mark.parametrize("data", [[], "x", 3, {(1,): "tuple key"}, {"x": object()}])
 def test_data_of_wrong_type(method: str, data: object) -> None:
     with pytest.raises(ValueError, match="data"):
         getattr(PROCESSOR, method)("md", data)
+
+
+def test_json_dumps_semantics() -> None:
+    assert PROCESSOR.make_subscribe_payload("md", {1: "a", None: "b"}) == 'smd+{"1": "a", "null": "b"}'
+    assert PROCESSOR.make_subscribe_payload("md", {"n": 2**70}) == 'smd+{"n": 1180591620717411303424}'
+    assert PROCESSOR.make_unsubscribe_payload("md", {"x": float("nan")}) == 'umd+{"x": NaN}'

@@ -68,7 +68,7 @@ def test_subscribe_with_a_bad_channel_raises_naming_it(channel: Any, exc: type, 
         (42, "data: expected a dict"),
         ({"fields": {1, 2}}, "data"),  # a set is not JSON
         ({"fields": object()}, "data"),
-        ({1: "x"}, "data"),  # JSON keys are strings
+        ({(1, 2): "x"}, "data"),  # json.dumps takes str/int/float/bool/None keys, not tuples
     ],
 )
 def test_subscribe_with_bad_data_raises_and_stores_nothing(data: Any, words: str) -> None:
@@ -97,7 +97,7 @@ def test_a_rejected_subscribe_does_not_break_resubscription_after_a_reconnect() 
     transport.drop()
     scheduler.advance_by(1.0)
     assert client.ready
-    assert transport.texts(transport.current.id) == ['smd+265598+{"fields":["31"]}']
+    assert transport.texts(transport.current.id) == ['smd+265598+{"fields": ["31"]}']
     transport.receive(frames.smd(265598, last=1.1))
     assert good.active
 
@@ -112,7 +112,7 @@ def test_modify_subscription_with_bad_data_fails_that_subscription_loudly_not_th
     transport.drop()
     scheduler.advance_by(1.0)
     assert client.ready
-    assert transport.texts(transport.current.id) == ['smd+265598+{"fields":["31"]}']
+    assert transport.texts(transport.current.id) == ['smd+265598+{"fields": ["31"]}']
     transport.receive(frames.smd(265598, last=1.0))
     assert good.active
     assert bad.status is SubscriptionStatus.FAILED

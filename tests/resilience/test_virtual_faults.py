@@ -205,7 +205,7 @@ def test_a_storm_of_drops_leaves_one_of_each_timer_and_subscription() -> None:
     rig.transport.receive(frames.spl())
     assert all(s.active for s in subs)
     texts = rig.transport.texts(current)
-    assert sorted(texts) == sorted(['smd+265598+{"fields":["31"]}', "spl+{}", "str+{}", "sor+{}"])
+    assert sorted(texts) == sorted(['smd+265598+{"fields": ["31"]}', "spl+{}", "str+{}", "sor+{}"])
     start = rig.now
     rig.scheduler.advance_by(70.0)
     texts = rig.transport.texts(current)

@@ -38,10 +38,10 @@ def test_market_data_one_subscription_per_conid_widened_by_later_observers() -> 
     a: list[MarketDataUpdate] = []
     b: list[MarketDataUpdate] = []
     first = s.market_data(AAPL).subscribe(a.append)
-    assert sent(transport) == ['smd+265598+{"fields":[' + ",".join(f'"{x}"' for x in DEFAULT_FIELDS) + "]}"]
+    assert sent(transport) == ['smd+265598+{"fields": [' + ", ".join(f'"{x}"' for x in DEFAULT_FIELDS) + "]}"]
     second = s.market_data(AAPL, ["31", "last_price", 7633]).subscribe(b.append)  # 7633 is new
     assert len(sent(transport, "smd")) == 2
-    assert sent(transport)[-1].endswith(',"6509","7633"]}')  # the union, re-sent
+    assert sent(transport)[-1].endswith(', "6509", "7633"]}')  # the union, re-sent
     third = s.market_data(AAPL, ["84"]).subscribe(b.append)  # nothing new: nothing sent
     assert len(sent(transport, "smd")) == 2
     transport.receive(smd(AAPL, 1, **f(_31="271.67", _84="271.55", _7633="21.5")))
@@ -141,7 +141,7 @@ def test_market_data_goes_on_after_reconnect_and_resubscribes_the_union() -> Non
     transport.current.drop()
     scheduler.advance_by(1.0)
     assert len(transport.connections) == 2 and client.ready
-    assert transport.texts(2) == ['smd+265598+{"fields":["31","84"]}']
+    assert transport.texts(2) == ['smd+265598+{"fields": ["31", "84"]}']
     again = smd(AAPL, 5, **f(_31="1.6", _84="1.5"))
     transport.receive(again)
     transport.receive(dict(reversed(list(again.items()))))  # the first update is doubled again
@@ -219,7 +219,8 @@ def test_market_history_bars_and_umh_with_the_server_id() -> None:
     s = streams_of(client)
     bars: list[Bar] = []
     sub = s.market_history(AAPL, period="2h", bar="5min").subscribe(bars.append)
-    assert sent(transport) == ['smh+265598+{"period":"2h","bar":"5min","outsideRth":false,"source":"trades"}']
+    expected = 'smh+265598+{"period": "2h", "bar": "5min", "outsideRth": false, "source": "trades"}'
+    assert sent(transport) == [expected]
     transport.receive(smh(AAPL, "7731", [BAR1, BAR2]))
     assert [(b.time, b.open, b.close, b.volume) for b in bars] == [
         (1_700_000_000_000, 125.0, 125.5, 1000.0),
@@ -451,7 +452,7 @@ def test_trades_are_deduplicated_and_updated_when_the_commission_arrives() -> No
     assert e.trade_time is not None and e.trade_time.year == 2021
     late: list[Execution] = []
     s.trades(days=3).subscribe(late.append)  # wider: re-sent with days
-    assert sent(transport, "str")[-1] == 'str+{"days":3}'
+    assert sent(transport, "str")[-1] == 'str+{"days": 3}'
     assert [x.execution_id for x in late] == ["e1", "e2"]
     rt: list[Execution] = []
     s.trades(realtime_only=True).subscribe(rt.append)
@@ -463,7 +464,7 @@ def test_trades_are_deduplicated_and_updated_when_the_commission_arrives() -> No
 def test_trades_realtime_only_alone_asks_the_gateway_for_no_history() -> None:
     client, transport, _ = started()
     streams_of(client).trades(realtime_only=True).subscribe(lambda _: None)
-    assert sent(transport, "str") == ['str+{"realtimeUpdatesOnly":true}']
+    assert sent(transport, "str") == ['str+{"realtimeUpdatesOnly": true}']
 
 
 # =================================================================================================
@@ -496,9 +497,9 @@ def test_account_summary_union_of_keys_and_per_observer_filter() -> None:
     s.account_summary(keys=["NetLiquidation-S"]).subscribe(net.append)
     s.account_summary(keys="ExcessLiquidity-S", fields=["currency", "monetaryValue"]).subscribe(every.append)
     assert sent(transport, "ssd") == [
-        f'ssd+{ACCOUNT}+{{"keys":["NetLiquidation-S"]}}',
+        f'ssd+{ACCOUNT}+{{"keys": ["NetLiquidation-S"]}}',
         # every field: the first observer wants them all
-        f'ssd+{ACCOUNT}+{{"keys":["NetLiquidation-S","ExcessLiquidity-S"]}}',
+        f'ssd+{ACCOUNT}+{{"keys": ["NetLiquidation-S", "ExcessLiquidity-S"]}}',
     ]
     transport.receive(
         {

@@ -40,7 +40,7 @@ def test_record_then_replay(ibkr_sim: Any, tmp_path: Path, capsys: pytest.Captur
     assert "frames written to" in capsys.readouterr().err
     recording = Recording.load(out)
     sent = [f.data for f in recording.frames("out")]
-    assert 'smd+265598+{"fields":["31","84"]}' in sent and 'smd+8314+{"fields":["31","84"]}' in sent
+    assert 'smd+265598+{"fields": ["31", "84"]}' in sent and 'smd+8314+{"fields": ["31", "84"]}' in sent
     topics = {orjson.loads(f.data).get("topic") for f in recording.frames("in")}
     assert {"system", "sts", "smd+265598", "smd+8314"} <= topics
     assert ibkr_sim.session_id not in out.read_text(encoding="utf-8")

@@ -143,7 +143,7 @@ def test_smd_out_at_0_and_umd_at_250_when_the_observer_disposes() -> None:
     vc.scheduler.schedule_absolute(250.0, lambda *_: disposable.dispose())
     vc.advance_by(300)
     sent = [(f.time, f.text) for f in vc.sent if f.text != "tic"]
-    assert sent == [(0.0, 'smd+265598+{"fields":["31"]}'), (250.0, "umd+265598+{}")]
+    assert sent == [(0.0, 'smd+265598+{"fields": ["31"]}'), (250.0, "umd+265598+{}")]
     assert [f.request.action for f in vc.gateway.sent_matching("smd")] == ["s"]
     assert vc.gateway.sent_matching("umd")[0].request.targets == ("265598",)
     assert len(received) == 1

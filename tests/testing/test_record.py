@@ -52,7 +52,7 @@ def test_format_of_frames_and_connection_events(tmp_path: Path) -> None:
         ("in", "act"),
         ("in", "sts"),
     ]
-    assert got[4] == {"t": 0.0, "dir": "out", "frame": 'smd+265598+{"fields":["31"]}', "binary": False}
+    assert got[4] == {"t": 0.0, "dir": "out", "frame": 'smd+265598+{"fields": ["31"]}', "binary": False}
     assert got[5]["t"] == 1.0 and got[5]["binary"] is True
     assert orjson.loads(got[5]["frame"]) == frames.smd(265598, last=1.5)
     closed_by = "server" if "initiator" in WireEvent._fields else "unknown"  # the fake gateway closed it

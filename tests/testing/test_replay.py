@@ -78,11 +78,11 @@ def test_the_client_sends_into_the_replay_not_anywhere(recording: Any) -> None:
     client.subscribe("md+265598", {"fields": ["31"]})
     scheduler.advance_by(20)
     # the live session's subscriptions are recorded as "out"; the replaying client made its own
-    assert [f.data for f in Recording.load(path).frames("out")] == ['smd+265598+{"fields":["31"]}'] * 3
+    assert [f.data for f in Recording.load(path).frames("out")] == ['smd+265598+{"fields": ["31"]}'] * 3
     assert [(f.time, f.connection, f.text) for f in transport.sent] == [
-        (0.0, 1, 'smd+265598+{"fields":["31"]}'),
-        (4.25, 2, 'smd+265598+{"fields":["31"]}'),
-        (6.25, 2, 'smd+265598+{"fields":["31"]}'),
+        (0.0, 1, 'smd+265598+{"fields": ["31"]}'),
+        (4.25, 2, 'smd+265598+{"fields": ["31"]}'),
+        (6.25, 2, 'smd+265598+{"fields": ["31"]}'),
     ]
     assert transport.texts()[0].startswith("smd")
     client.shutdown()
