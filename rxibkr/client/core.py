@@ -33,7 +33,7 @@ from rxibkr.auth import oauth_client_options
 from rxibkr.client import config as cfg
 from rxibkr.client.driver import Driver
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
-from rxibkr.client.queues import QueueAccessor, QueueController
+from rxibkr.client.queues import IbindQueues, QueueAccessor, QueueController, queued_keys
 from rxibkr.client.scheduler import ControlScheduler
 from rxibkr.client.subjects import HotSubject, StateSubject
 from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
@@ -47,7 +47,6 @@ from rxibkr.protocol import (
     SubscriptionProcessor,
     decode,
 )
-from rxibkr.protocol.fields import unwrap
 from rxibkr.session import events as ev
 from rxibkr.session.machine import SessionMachine, Settings
 
@@ -83,26 +82,6 @@ _CONTROL_KEYS = frozenset(
 _DATA = MessageKind.DATA
 _SYSTEM = IbkrWsKey.SYSTEM
 _MARKET_DATA = IbkrWsKey.MARKET_DATA
-
-
-def _queue_item(message: Message) -> Any:
-    """The item IBind puts on a queue for this message."""
-    data = message.data or {}
-    key = message.key
-    if key is IbkrWsKey.MARKET_DATA:
-        conid = data.get("conid")
-        return None if conid is None else {conid: unwrap(data)}
-    if key in (
-        IbkrWsKey.ORDERS,
-        IbkrWsKey.TRADES,
-        IbkrWsKey.PNL,
-        IbkrWsKey.NOTIFICATIONS,
-        IbkrWsKey.BULLETINS,
-    ):
-        return data.get("args", data)
-    if message.kind is MessageKind.MALFORMED:
-        return {"error": message.error, "raw": message.raw}
-    return data
 
 
 class WireEvent(NamedTuple):
@@ -322,15 +301,11 @@ class IbkrWsClient:
         self._pongs: HotSubject[None] = HotSubject(self._on_observer_error)
         self._wire: HotSubject[WireEvent] = HotSubject(self._on_observer_error)
 
-        # -- queues (seed) --------------------------------------------------------------------------
-        self._queue_controller = QueueControllerClass()
-        self._queue_controller.register_queues(list(IbkrWsKey))
-        self._queueable = frozenset(k for k in IbkrWsKey if k.solicited) | frozenset(
-            unsolicited_channels_to_be_queued or ()
+        # -- queues (seed): all of IBind's queue logic (docs/ibind.md) ------------------------------
+        self._queues = IbindQueues(
+            QueueControllerClass, queued_keys(unsolicited_channels_to_be_queued), self._report_queue
         )
-        self._queued_keys: frozenset[IbkrWsKey] = frozenset()
-        self._default_accessors: dict[IbkrWsKey, QueueAccessor[IbkrWsKey]] = {}
-        self._queue_lock = threading.Lock()
+        self._queues_put = self._queues.put
 
         # -- shared with reader threads (plain reads and atomic dict operations) --------------------
         self._reader: _Reader | None = None  # the connection that delivers; others are abandoned
@@ -713,29 +688,18 @@ class IbkrWsClient:
     # seed API: queues
     # =============================================================================================
     def new_queue_accessor(self, key: IbkrWsKey) -> QueueAccessor[IbkrWsKey]:
-        """A queue receiving every message of ``key`` published from now on (IBind shapes)."""
-        if not isinstance(key, IbkrWsKey):
-            raise TypeError(f"key: expected an IbkrWsKey, got {key!r}")
-        if key not in self._queueable:
-            raise ValueError(
-                f"key: {key} is unsolicited; list it in unsolicited_channels_to_be_queued to queue it"
-            )
-        with self._queue_lock:
-            accessor = self._queue_controller.new_queue_accessor(key)
-            self._queued_keys = self._queued_keys | {key}
-        return accessor
+        """An accessor of ``key``'s one queue (IBind's semantics and item shapes; docs/ibind.md)."""
+        return self._queues.new_queue_accessor(key)
 
     def get(self, key: IbkrWsKey, block: bool = False, timeout: float | None = None) -> Any | None:
-        return self._default_accessor(key).get(block=block, timeout=timeout)
+        return self._queues.get(key, block, timeout)
 
     def empty(self, key: IbkrWsKey) -> bool:
-        return self._default_accessor(key).empty()
+        return self._queues.empty(key)
 
-    def _default_accessor(self, key: IbkrWsKey) -> QueueAccessor[IbkrWsKey]:
-        accessor = self._default_accessors.get(key)
-        if accessor is None:
-            accessor = self._default_accessors[key] = self.new_queue_accessor(key)
-        return accessor
+    def _report_queue(self, kind: str, text: str) -> None:
+        _LOGGER.warning("%s: %s", kind.lower(), text)
+        self._errors.on_next(ErrorEvent(ErrorKind[kind], text))
 
     # =============================================================================================
     # connections (the driver opens them; each has its own reader)
@@ -1013,11 +977,7 @@ class _Reader:
             client._market_data_subject.on_next(message)
         else:
             client._subjects[key].on_next(message)  # type: ignore[index]
-        queued = client._queued_keys
-        if queued and key in queued:
-            item = _queue_item(message)
-            if item is not None:
-                client._queue_controller.put_to_queue(key, item)  # type: ignore[arg-type]
+        client._queues_put(message)
         if key is not _MARKET_DATA and (message.kind is not _DATA or key in _CONTROL_KEYS or key is _SYSTEM):
             if key is _SYSTEM and message.kind is _DATA and "hb" in message.data:  # type: ignore[operator]
                 client._last_heartbeat = client._now()

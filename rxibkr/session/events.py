@@ -43,6 +43,7 @@ class ErrorKind(enum.Enum):
     COMPETING_SESSION = "competing_session"
     TLS = "tls"  # certificate verification failed: fatal, no retry
     REST_ERROR = "rest_error"
+    QUEUE_OVERFLOW = "queue_overflow"  # an IBind queue nobody reads dropped its oldest items
 
 
 class SubscriptionStatus(enum.Enum):

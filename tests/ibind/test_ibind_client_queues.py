@@ -22,10 +22,6 @@ from rxibkr.testing import frames as f
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:rxibkr. TLS certificate verification is disabled"),
-    pytest.mark.xfail(
-        strict=True,
-        reason="until IbindQueues is wired into client/core.py (remove this marker when wiring)",
-    ),
 ]
 
 

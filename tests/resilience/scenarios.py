@@ -641,6 +641,10 @@ def reconnect_storm(drops: int = 100) -> ScenarioResult:
             wait_until(lambda: thread_kinds() == threads_before, 3.0),
             f"{threads_before} -> {thread_kinds()}",
         )
+        for key in IbkrWsKey:  # IBind's queues keep what nobody read (bounded): read them, as IBind users do
+            if key.solicited:
+                while not client.empty(key):
+                    client.get(key)
         growth = client_memory()
         tracemalloc.stop()
         objects_after = leak_counts()
@@ -668,6 +672,9 @@ def slow_consumer(orders: int = 40) -> ScenarioResult:
         t0 = time.monotonic()
         orders_q = client.new_queue_accessor(IbkrWsKey.ORDERS)
         trades_q = client.new_queue_accessor(IbkrWsKey.TRADES)
+        for q in (orders_q, trades_q):  # IBind's queues hold everything since construction: start afresh
+            while not q.empty():
+                q.get()
         drained: dict[IbkrWsKey, list[Any]] = {IbkrWsKey.ORDERS: [], IbkrWsKey.TRADES: []}
         stop = threading.Event()
 

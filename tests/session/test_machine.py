@@ -78,7 +78,7 @@ def test_held_subscriptions_go_out_when_the_greeting_confirms_the_session() -> N
     m.handle(ev.Opened(1))
     actions = control(m, frames.sts(authenticated=True))
     assert ev.SetState(S.AUTHENTICATED) in actions and ev.StartDone(True) in actions
-    assert sends(actions) == ['smd+265598+{"fields":["31"]}']
+    assert sends(actions) == ['smd+265598+{"fields": ["31"]}']
     assert ev.Await("md+265598") in actions
 
 
@@ -90,7 +90,7 @@ def test_without_a_greeting_a_heartbeat_or_data_confirms_the_session() -> None:
         m.handle(ev.Opened(1))
         actions = m.handle(event)
         assert m.state is S.AUTHENTICATED, event
-        assert sends(actions) == ['smd+265598+{"fields":["31"]}']
+        assert sends(actions) == ['smd+265598+{"fields": ["31"]}']
 
 
 def test_without_a_greeting_the_rest_auth_status_confirms_after_the_grace() -> None:
@@ -125,15 +125,15 @@ def test_market_data_requests_are_sent_as_the_union_of_their_fields_and_resent_s
     token = Token()
     _, first = subscribe(m, "md+265598", {"fields": ["84"]}, token)
     _, second = subscribe(m, "md+265598", {"fields": ["31"]}, token)
-    assert sends(first) == ['smd+265598+{"fields":["84"]}']
-    assert sends(second) == ['smd+265598+{"fields":["84","31"]}']
+    assert sends(first) == ['smd+265598+{"fields": ["84"]}']
+    assert sends(second) == ['smd+265598+{"fields": ["84", "31"]}']
     _, same = subscribe(m, "md+265598", {"fields": ["31"]}, token)
     assert sends(same) == []  # nothing new asked for
     m.handle(ev.Closed(1, 1006, "", None))
     m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
     m.handle(ev.Opened(2))
     actions = control(m, frames.sts(authenticated=True))
-    assert sends(actions) == ['smd+265598+{"fields":["84","31"]}']
+    assert sends(actions) == ['smd+265598+{"fields": ["84", "31"]}']
 
 
 def test_the_last_release_unsubscribes_once() -> None:
@@ -157,7 +157,7 @@ def test_data_confirms_an_awaited_subscription_and_silence_is_retried_then_faile
     ]
     quiet, _ = subscribe(m, "md+8314", {"fields": ["31"]})
     retry = m.handle(ev.TimerFired("sub:md+8314", m._timers["sub:md+8314"]))
-    assert sends(retry) == ['smd+8314+{"fields":["31"]}']
+    assert sends(retry) == ['smd+8314+{"fields": ["31"]}']
     failed = m.handle(ev.TimerFired("sub:md+8314", m._timers["sub:md+8314"]))
     assert [type(a) for a in failed] == [ev.Report, ev.Status]  # reported first, then FAILED
     assert failed[1] == ev.Status(quiet, ev.SubscriptionStatus.FAILED)
