@@ -97,8 +97,9 @@ class _WebSocket:
     def pong(self, payload: bytes) -> None:
         self.pongs.append(payload)
 
-    def send_close(self) -> None:
+    def send_close(self, status: int = 1000, reason: bytes = b"") -> None:
         self.closes += 1
+        self.close_status = status
 
 
 class _Listener:
@@ -129,6 +130,7 @@ def test_framing_loop_delivers_what_websocket_client_would(chunk: int) -> None:
     assert ws.pongs == pongs
     assert connection.listener.pongs == 1
     assert ws.closes == 1
+    assert ws.close_status == 1000  # the server's close code, echoed
 
 
 def test_framing_loop_raises_at_end_of_stream() -> None:
