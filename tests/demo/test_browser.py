@@ -246,20 +246,19 @@ def test_notebook_02_updates_its_chart_in_a_real_browser(lab: str, page: DevTool
     assert src_before != src_after  # the displayed PNG itself was replaced
     # the rest of the notebook (plot.run, await plot.wait, stop, shutdown) runs to its end without an error
     assert page.evaluate(run("notebook:run-all-below"))
+    code_cells = f"{NOTEBOOK_PANEL}.content.widgets.filter(c => c.model.type === 'code')"
     wait_for(
         lambda: (
             page.evaluate(KERNEL_IDLE)
-            and page.evaluate(
-                "document.querySelectorAll('.jp-Cell .jp-InputPrompt').length > 0 && "
-                "!Array.from(document.querySelectorAll('.jp-InputPrompt'))"
-                ".some(p => p.textContent.includes('*'))"
-            )
+            and page.evaluate(f"{code_cells}.every(c => c.model.executionCount !== null)")
         ),
         30,
-        "the notebook to finish",
+        "every code cell to have run",
         0.5,
     )
-    assert not page.evaluate(
-        "document.querySelectorAll('.jp-OutputArea-output[data-mime-type*=\"error\"]').length"
+    errors = page.evaluate(
+        f"{code_cells}.flatMap(c => c.model.outputs.toJSON()).filter(o => o.output_type === 'error')"
+        ".map(o => o.ename + ': ' + o.evalue)"
     )
+    assert errors == []
     assert time.monotonic() - started < 60
