@@ -16,7 +16,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 from urllib.parse import urlsplit
 
 import websocket
@@ -108,6 +108,58 @@ PROTOCOL_ERROR = 1002
 def _valid_close_code(code: int) -> bool:
     """RFC 6455 7.4: codes a peer may send (1004-1006 and 1015 are reserved for local use only)."""
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _violation(b1: int, b2: int, length: int, fragment_op: int) -> str | None:
+    """RFC 6455 section 5 for one frame off the fast path: what rule it breaks, or None."""
+    opcode = b1 & 0x0F
+    if b1 & 0x70:
+        return f"RSV bits {(b1 >> 4) & 0x7:03b} set with no extension negotiated"
+    if b2 & 0x80:
+        return "a masked frame from the server"
+    if opcode >= 0x8:
+        if opcode > 0xA:
+            return f"reserved control opcode 0x{opcode:X}"
+        if not b1 & 0x80:
+            return f"a fragmented control frame (opcode 0x{opcode:X})"
+        if length > 125:
+            return f"a control frame of {length} bytes (at most 125 allowed)"
+        return None
+    if opcode > 0x2:
+        return f"reserved data opcode 0x{opcode:X}"
+    if opcode == 0x0:
+        return None if fragment_op else "a continuation frame without a message to continue"
+    if fragment_op:
+        return f"a new data frame (opcode 0x{opcode:X}) inside a fragmented message"
+    return None
+
+
+def _send_close(ws: websocket.WebSocket, code: int, reason: str) -> None:
+    try:
+        ws.send_close(code, reason.encode()[:123])
+    except (OSError, websocket.WebSocketException):
+        pass
+
+
+def _fail(ws: websocket.WebSocket, reason: str) -> NoReturn:
+    """Fail the connection (RFC 6455 7.1.7): send close 1002, then end by raising."""
+    _send_close(ws, PROTOCOL_ERROR, reason)
+    raise ProtocolViolation(f"protocol violation: {reason}")
+
+
+def _closed_by_server(ws: websocket.WebSocket, payload: bytes) -> tuple[int | None, str]:
+    """A close frame: echo its code (RFC 6455 5.5.1), or fail on an invalid one."""
+    if len(payload) == 1:
+        _fail(ws, "a close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+    if code is not None and not _valid_close_code(code):
+        _fail(ws, f"invalid close code {code}")
+    try:
+        text = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(ws, "a close reason that is not UTF-8")
+    _send_close(ws, code if code is not None else 1000, "")
+    return code, text
 
 
 _next_id = 0
@@ -298,7 +350,7 @@ class _WebSocketConnection:
                     elif length == 127:
                         length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                         if length >> 63:
-                            self._fail(ws, "a 64-bit frame length with the most significant bit set")
+                            _fail(ws, "a 64-bit frame length with the most significant bit set")
                     end = pos + head + length
                     if end <= len(buf):
                         payload = buf[pos + head : end]
@@ -306,7 +358,9 @@ class _WebSocketConnection:
                         if b1 == 0x82 and not fragment_op and not b2 & 0x80:  # the fast path
                             on_frame(self, payload)
                             continue
-                        self._check(ws, b1, b2, length, fragment_op)
+                        violation = _violation(b1, b2, length, fragment_op)
+                        if violation is not None:
+                            _fail(ws, violation)
                         opcode = b1 & 0x0F
                         if opcode <= 0x2:  # text or binary, or a fragment of a message
                             if opcode:
@@ -328,7 +382,7 @@ class _WebSocketConnection:
                         elif opcode == 0xA:
                             listener.on_pong(self)
                         else:  # 0x8, close
-                            return self._closed_by_server(ws, payload)
+                            return _closed_by_server(ws, payload)
                         continue
                     need = end - len(buf)
                 else:
@@ -347,54 +401,6 @@ class _WebSocketConnection:
                     break
             buf = parts[0] if len(parts) == 1 else b"".join(parts)
             pos = 0
-
-    def _check(self, ws: websocket.WebSocket, b1: int, b2: int, length: int, fragment_op: int) -> None:
-        """RFC 6455 section 5 for one frame off the fast path: fails the connection on a violation."""
-        opcode = b1 & 0x0F
-        if b1 & 0x70:
-            self._fail(ws, f"RSV bits {(b1 >> 4) & 0x7:03b} set with no extension negotiated")
-        if b2 & 0x80:
-            self._fail(ws, "a masked frame from the server")
-        if opcode >= 0x8:
-            if opcode > 0xA:
-                self._fail(ws, f"reserved control opcode 0x{opcode:X}")
-            if not b1 & 0x80:
-                self._fail(ws, f"a fragmented control frame (opcode 0x{opcode:X})")
-            if length > 125:
-                self._fail(ws, f"a control frame of {length} bytes (at most 125 allowed)")
-        elif opcode > 0x2:
-            self._fail(ws, f"reserved data opcode 0x{opcode:X}")
-        elif opcode == 0x0:
-            if not fragment_op:
-                self._fail(ws, "a continuation frame without a message to continue")
-        elif fragment_op:
-            self._fail(ws, f"a new data frame (opcode 0x{opcode:X}) inside a fragmented message")
-
-    def _fail(self, ws: websocket.WebSocket, reason: str) -> None:
-        """Fail the connection (RFC 6455 7.1.7): send close 1002, then end by raising."""
-        self._send_close(ws, PROTOCOL_ERROR, reason)
-        raise ProtocolViolation(f"protocol violation: {reason}")
-
-    def _closed_by_server(self, ws: websocket.WebSocket, payload: bytes) -> tuple[int | None, str]:
-        """A close frame: echo its code (RFC 6455 5.5.1), or fail on an invalid one."""
-        if len(payload) == 1:
-            self._fail(ws, "a close frame with a 1-byte payload")
-        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-        if code is not None and not _valid_close_code(code):
-            self._fail(ws, f"invalid close code {code}")
-        try:
-            text = payload[2:].decode("utf-8")
-        except UnicodeDecodeError:
-            self._fail(ws, "a close reason that is not UTF-8")
-        self._send_close(ws, code if code is not None else 1000, "")
-        return code, text
-
-    @staticmethod
-    def _send_close(ws: websocket.WebSocket, code: int, reason: str) -> None:
-        try:
-            ws.send_close(code, reason.encode()[:123])
-        except (OSError, websocket.WebSocketException):
-            pass
 
 
 class WebSocketTransport:

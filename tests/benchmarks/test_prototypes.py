@@ -138,6 +138,7 @@ def test_framing_loop_delivers_what_websocket_client_would(chunk: int) -> None:
     assert ws.pongs == pongs
     assert connection.listener.pongs == 1
     assert ws.closes == 1
+    assert ws.close_status == 1000  # the server's close code, echoed
 
 
 def test_framing_loop_raises_at_end_of_stream() -> None:

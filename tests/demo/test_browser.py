@@ -199,10 +199,20 @@ KERNEL_IDLE = (
     f"(() => {{ const w = {NOTEBOOK_PANEL}; const s = w && w.sessionContext;"
     " return !!(s && s.isReady && s.session && s.session.kernel && s.session.kernel.status === 'idle'); })()"
 )
-RUN_ALL = (
-    f"(() => {{ const w = {NOTEBOOK_PANEL}; window.jupyterapp.shell.activateById(w.id);"
-    " window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; })()"
-)
+
+
+def run(command: str) -> str:
+    """JavaScript: activate the notebook, make the cell with ``plot.run(`` the active one, run ``command``
+    (not awaited: the cells run while the test looks)."""
+    return (
+        f"(() => {{ const w = {NOTEBOOK_PANEL}; window.jupyterapp.shell.activateById(w.id);"
+        " const i = w.content.widgets.findIndex(c => c.model.type === 'code'"
+        " && c.model.sharedModel.getSource().startsWith('plot.run('));"
+        " if (i < 0) return false; w.content.activeCellIndex = i;"
+        f" window.jupyterapp.commands.execute('{command}'); return true; }})()"
+    )
+
+
 CHART = f"{IMAGES}.filter(i => i.naturalWidth > 100 && i.src.length > 20000)[0]"
 
 
@@ -210,10 +220,13 @@ def test_notebook_02_updates_its_chart_in_a_real_browser(lab: str, page: DevTool
     started = time.monotonic()
     base, token = lab.split("|")
     page.call("Page.enable")
+    page.call("Page.bringToFront")
+    page.call("Emulation.setFocusEmulationEnabled", enabled=True)  # headless: JupyterLab needs focus
     page.call("Page.navigate", url=f"{base}/lab/tree/{NOTEBOOK}?token={token}")
     wait_for(lambda: page.evaluate(KERNEL_IDLE), 40, "the notebook to open with an idle kernel", 0.5)
-    assert page.evaluate(RUN_ALL)  # not awaited: the cells run while we look
-    # the chart appears when cell 2 runs (live_plot); cell 3's plot.run(3) redraws it for 3 s
+    # the cells above plot.run(): the simulator, the client and live_plot(); once they returned, a timer
+    # on the kernel's asyncio loop redraws the chart in the background while the kernel is idle
+    assert page.evaluate(run("notebook:run-all-above"))
     wait_for(lambda: page.evaluate(f"!!{CHART}"), 30, "the chart with data")
     rect = page.evaluate(
         f"(() => {{ const i = {CHART}; i.scrollIntoView();"
@@ -223,32 +236,30 @@ def test_notebook_02_updates_its_chart_in_a_real_browser(lab: str, page: DevTool
     assert rect and rect["width"] > 100 and rect["height"] > 50, rect
     src_before = page.evaluate(f"{CHART}.src")
     first = page.screenshot(rect)
-    assert first.startswith(b"\x89PNG")
-    # seconds apart: the chart redraws every 0.5 s while the notebook runs (later under load)
-    second = wait_for(
-        lambda: (shot := page.screenshot(rect)) != first and shot,
-        10,
-        "a second screenshot of the chart that differs from the first (the chart updating)",
-        0.5,
-    )
+    time.sleep(1.5)  # "seconds apart"; the chart redraws at most every 0.5 s, within a CPU budget
+    shots = [page.screenshot(rect)]
+    if shots[-1] == first:  # a loaded machine may skip a redraw or two: look again, bounded
+        wait_for(lambda: shots.append(page.screenshot(rect)) or shots[-1] != first, 10, "the chart to change")
+    second = shots[-1]
     src_after = page.evaluate(f"{CHART}.src")
-    assert second.startswith(b"\x89PNG")
+    assert first.startswith(b"\x89PNG") and second.startswith(b"\x89PNG")
+    assert first != second, "two screenshots of the chart seconds apart are identical: it did not update"
     assert src_before != src_after  # the displayed PNG itself was replaced
-    # the notebook runs to its end without an error
+    # the rest of the notebook (plot.run, await plot.wait, stop, shutdown) runs to its end without an error
+    assert page.evaluate(run("notebook:run-all-below"))
+    code_cells = f"{NOTEBOOK_PANEL}.content.widgets.filter(c => c.model.type === 'code')"
     wait_for(
         lambda: (
             page.evaluate(KERNEL_IDLE)
-            and page.evaluate(
-                "document.querySelectorAll('.jp-Cell .jp-InputPrompt').length > 0 && "
-                "!Array.from(document.querySelectorAll('.jp-InputPrompt'))"
-                ".some(p => p.textContent.includes('*'))"
-            )
+            and page.evaluate(f"{code_cells}.every(c => c.model.executionCount !== null)")
         ),
         30,
-        "the notebook to finish",
+        "every code cell to have run",
         0.5,
     )
-    assert not page.evaluate(
-        "document.querySelectorAll('.jp-OutputArea-output[data-mime-type*=\"error\"]').length"
+    errors = page.evaluate(
+        f"{code_cells}.flatMap(c => c.model.outputs.toJSON()).filter(o => o.output_type === 'error')"
+        ".map(o => o.ename + ': ' + o.evalue)"
     )
+    assert errors == []
     assert time.monotonic() - started < 60

@@ -109,7 +109,7 @@ def test_fields_are_unioned_and_reference_counted_across_consumers(
     da = a.market_data(AAPL, ["31"]).subscribe(got_a.append)
     db = b.market_data(AAPL, ["84", "86"]).subscribe(got_b.append)
     assert wait_until(lambda: server.channels() == {f"md+{AAPL}": 2}, 5)
-    fields = '{"fields":["31","84","86"]}'
+    fields = '{"fields": ["31", "84", "86"]}'
     assert wait_until(lambda: any(t == f"smd+{AAPL}+{fields}" for _c, t in sim.received_frames()), 5)
     assert wait_until(lambda: len(got_a) > 3 and len(got_b) > 3, 10)
     da.dispose()
