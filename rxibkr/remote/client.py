@@ -587,6 +587,8 @@ class RemoteClient:
             except Exception as exc:
                 _LOGGER.info("remote client: could not delete its lease (%s); it expires by itself", exc)
             finally:
+                if self._state.value is not ConnectionState.STOPPED:
+                    self._state.on_next(ConnectionState.STOPPED)
                 done.set()
 
         if self._running:
@@ -603,7 +605,8 @@ class RemoteClient:
             for handle in list(state.handles):
                 handle._released = True
             state.set_status(SubscriptionStatus.UNSUBSCRIBED)
-        self._state.on_next(ConnectionState.STOPPED)
+        if self._state.value is not ConnectionState.STOPPED:  # never started, or the goodbye timed out
+            self._state.on_next(ConnectionState.STOPPED)
         self._scheduler.dispose()
         for subject in self._subjects.values():
             subject.complete()
@@ -705,11 +708,18 @@ class RemoteClient:
                 pass
 
     def _report(self, kind: ErrorKind, message: str, payload: Any = None) -> None:
-        self._errors.on_next(ErrorEvent(kind, message, payload=payload))
+        self._emit_error(ErrorEvent(kind, message, payload=payload))
+
+    def _emit_error(self, event: ErrorEvent) -> None:
+        """On the control scheduler, so that calls to an ``errors`` observer never overlap."""
+        if self._control_ident == threading.get_ident():
+            self._errors.on_next(event)
+        else:
+            self._on_control(lambda: self._errors.on_next(event))
 
     def _on_observer_error(self, exc: BaseException, value: Any) -> None:
         _LOGGER.warning("an observer raised %r", exc)
-        self._errors.on_next(
+        self._emit_error(
             ErrorEvent(ErrorKind.OBSERVER_ERROR, f"an observer raised {exc!r}", exception=exc, payload=value)
         )
 
