@@ -570,7 +570,7 @@ class Server:
                 self._scheduler.schedule(lambda *_: self._lost_data())
             while not self._stopped:
                 reply = redis.xread({self.layout.requests: self._requests_last}, block=_BLOCK_MS, count=1000)
-                for _stream, entries in reply or ():
+                for _stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
                     consumers: set[str] = set()
                     for entry_id, fields in entries:
                         self._requests_last = entry_id.decode()
