@@ -87,6 +87,7 @@ def consumer_main(url: str, prefix: str, conids: list[int], warmup_s: float) -> 
                 "latencies_us": [x / 1000 for x in kept[:: max(1, len(kept) // 20000)]],
                 "cpu_s": cpu,
                 "gaps": client.gaps,
+                "per_read": client.received / max(client.reads, 1),
             }
         )
         + "\n"
@@ -192,6 +193,7 @@ def run_baseline(url: str, n_consumers: int, rate: int, seconds: float) -> dict[
         "serve_process_cpu_us_per_msg": float("nan"),
         "consumer_cpu_us_per_msg": statistics.mean(r["cpu_s"] / max(r["count"], 1) * 1e6 for r in results),
         "gaps": 0,
+        "per_read": float("nan"),
     }
 
 
@@ -331,6 +333,7 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
         "per_consumer_msgs": [r["count"] for r in results],
         "per_consumer_rate": statistics.mean(r["count"] / max(r["elapsed_s"], 1e-9) for r in results),
         "gaps": sum(r["gaps"] for r in results),
+        "per_read": statistics.mean(r["per_read"] for r in results),
         "publisher_cpu_us_per_msg": pub_cpu / max(published, 1) * 1e6,
         "serve_process_cpu_us_per_msg": proc_cpu / max(published, 1) * 1e6,
         "consumer_cpu_us_per_msg": statistics.mean(r["cpu_s"] / max(r["count"], 1) * 1e6 for r in results),
@@ -368,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         ("publisher us/msg", 16, "publisher_cpu_us_per_msg", ".1f"),
         ("serve us/msg", 12, "serve_process_cpu_us_per_msg", ".1f"),
         ("consumer us/msg", 15, "consumer_cpu_us_per_msg", ".1f"),
+        ("msgs/read", 9, "per_read", ".1f"),
         ("gaps", 4, "gaps", "d"),
     )
     conids = [100_000 + i for i in range(args.conids)]

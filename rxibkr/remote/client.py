@@ -324,6 +324,8 @@ class RemoteClient:
         """How many stream entries were reported lost on ``errors``."""
         self.received = 0
         """How many messages this client delivered."""
+        self.reads = 0
+        """How many XREAD round trips the reader made (``received / reads``: messages per read)."""
         if start:
             self.start()
 
@@ -747,6 +749,7 @@ class RemoteClient:
             while not self._closed:
                 self._apply_ops(redis)
                 reply = link.execute(positions.xread(), 1)[0]
+                self.reads += 1
                 if isinstance(reply, Exception):
                     raise reply
                 if reply:  # RESP3: a map of stream -> entries; RESP2: a list of [stream, entries]
