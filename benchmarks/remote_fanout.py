@@ -32,6 +32,9 @@ from typing import Any
 from rxibkr.remote.local import LocalRedis
 
 _ROOT = Path(__file__).resolve().parents[1]
+SWITCH_INTERVAL = 0.0005
+"""GIL switch interval of every process here, as ``rxibkr serve`` sets it: a thread woken by a
+message gets the GIL within half a millisecond instead of Python's default five."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -84,11 +87,114 @@ def consumer_main(url: str, prefix: str, conids: list[int], warmup_s: float) -> 
                 "latencies_us": [x / 1000 for x in kept[:: max(1, len(kept) // 20000)]],
                 "cpu_s": cpu,
                 "gaps": client.gaps,
+                "per_read": client.received / max(client.reads, 1),
             }
         )
         + "\n"
     )
     sys.stdout.flush()
+
+
+def raw_consumer_main(url: str, stream: str, warmup_s: float) -> None:
+    """Baseline: the bare Redis hop (XREAD BLOCK on one stream, orjson on the frame), no rxibkr."""
+    import orjson
+
+    from rxibkr.remote._layout import RawLink, connect, pack
+
+    link = RawLink(connect(url, socket_timeout=30))
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
+    latencies: list[int] = []
+    last_id = b"0-0"
+    first = [0, 0.0]
+    end = [0]
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        reply = link.execute(pack("XREAD", "COUNT", 1000, "BLOCK", 200, "STREAMS", stream, last_id), 1)[0]
+        if not reply:
+            continue
+        for _name, entries in reply.items() if isinstance(reply, dict) else reply:
+            for entry_id, fields in entries:
+                last_id = entry_id
+                t = time.monotonic_ns()
+                latencies.append(t - orjson.loads(fields[1])["_t"])
+                end[0] = t
+                if not first[0]:
+                    first[0], first[1] = t, time.process_time()
+    elapsed = max(1, end[0] - first[0])
+    kept = latencies[int(len(latencies) / elapsed * warmup_s * 1e9) :]
+    sys.stdout.write(
+        json.dumps(
+            {
+                "count": len(latencies),
+                "elapsed_s": elapsed / 1e9,
+                "latencies_us": [x / 1000 for x in kept[:: max(1, len(kept) // 20000)]],
+                "cpu_s": time.process_time() - first[1],
+                "gaps": 0,
+            }
+        )
+        + "\n"
+    )
+    sys.stdout.flush()
+
+
+def run_baseline(url: str, n_consumers: int, rate: int, seconds: float) -> dict[str, Any]:
+    """The same pacing and consumer processes over a bare XADD/XREAD hop: what the machine gives."""
+    from rxibkr.remote._layout import RawLink, connect, pack
+
+    stream = f"baseline-{n_consumers}-{int(time.time())}"
+    env = dict(os.environ, PYTHONPATH=str(_ROOT))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.remote_fanout", "--raw-consumer", url, stream],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=_ROOT,
+            env=env,
+        )
+        for _ in range(n_consumers)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        json.loads(proc.stdout.readline())
+    time.sleep(0.5)
+    link = RawLink(connect(url))
+    per_tick = max(1, rate // 1000)
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    i = 0
+    while i < total:
+        parts = []
+        for _ in range(per_tick):
+            frame = b'{"topic":"smd+1","conid":1,"31":"100.25","_t":%d}' % time.monotonic_ns()
+            parts.append(pack("XADD", stream, "MAXLEN", "~", 10000, "*", "f", frame))
+            i += 1
+        link.execute(b"".join(parts), per_tick)
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    time.sleep(1.0)
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate("", timeout=60)
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    samples = [x for r in results for x in r["latencies_us"]]
+    return {
+        "consumers": n_consumers,
+        "rate_achieved": total / (time.perf_counter() - start - 1.0),
+        "p50_us": _pct(samples, 0.50),
+        "p99_us": _pct(samples, 0.99),
+        "max_us": max(samples) if samples else float("nan"),
+        "per_consumer_rate": statistics.mean(r["count"] / max(r["elapsed_s"], 1e-9) for r in results),
+        "per_batch": float(per_tick),
+        "publisher_cpu_us_per_msg": float("nan"),
+        "serve_process_cpu_us_per_msg": float("nan"),
+        "consumer_cpu_us_per_msg": statistics.mean(r["cpu_s"] / max(r["count"], 1) * 1e6 for r in results),
+        "gaps": 0,
+        "per_read": float("nan"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,6 +333,7 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
         "per_consumer_msgs": [r["count"] for r in results],
         "per_consumer_rate": statistics.mean(r["count"] / max(r["elapsed_s"], 1e-9) for r in results),
         "gaps": sum(r["gaps"] for r in results),
+        "per_read": statistics.mean(r["per_read"] for r in results),
         "publisher_cpu_us_per_msg": pub_cpu / max(published, 1) * 1e6,
         "serve_process_cpu_us_per_msg": proc_cpu / max(published, 1) * 1e6,
         "consumer_cpu_us_per_msg": statistics.mean(r["cpu_s"] / max(r["count"], 1) * 1e6 for r in results),
@@ -235,6 +342,10 @@ def run_one(url: str, n_consumers: int, rate: int, seconds: float, conids: list[
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as `rxibkr serve` does (see rxibkr/cli/serve.py)
+    if args_list[:1] == ["--raw-consumer"]:
+        raw_consumer_main(args_list[1], args_list[2], warmup_s=0.5)
+        return 0
     if args_list[:1] == ["--consumer"]:
         consumer_main(args_list[1], args_list[2], [int(c) for c in args_list[3].split(",")], warmup_s=0.5)
         return 0
@@ -243,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consumers", default="1,4,16", help="consumer process counts to run")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of generation per run")
     parser.add_argument("--conids", type=int, default=50, help="distinct conids")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run each count over a bare XADD/XREAD hop without rxibkr (what the machine gives)",
+    )
     args = parser.parse_args(args_list)
     columns = (
         ("consumers", 9, "consumers", "d"),
@@ -255,12 +371,17 @@ def main(argv: list[str] | None = None) -> int:
         ("publisher us/msg", 16, "publisher_cpu_us_per_msg", ".1f"),
         ("serve us/msg", 12, "serve_process_cpu_us_per_msg", ".1f"),
         ("consumer us/msg", 15, "consumer_cpu_us_per_msg", ".1f"),
+        ("msgs/read", 9, "per_read", ".1f"),
         ("gaps", 4, "gaps", "d"),
     )
     conids = [100_000 + i for i in range(args.conids)]
     with LocalRedis() as url:
         print(" ".join(f"{title:>{width}}" for title, width, _, _ in columns))
         for n in [int(x) for x in args.consumers.split(",")]:
+            if args.baseline:
+                r = run_baseline(url, n, args.rate, args.seconds)
+                row = " ".join(f"{r[key]:>{width}{fmt}}" for _, width, key, fmt in columns)
+                print(row, "(bare Redis hop)", flush=True)
             r = run_one(url, n, args.rate, args.seconds, conids)
             print(" ".join(f"{r[key]:>{width}{fmt}}" for _, width, key, fmt in columns), flush=True)
     return 0

@@ -324,6 +324,8 @@ class RemoteClient:
         """How many stream entries were reported lost on ``errors``."""
         self.received = 0
         """How many messages this client delivered."""
+        self.reads = 0
+        """How many XREAD round trips the reader made (``received / reads``: messages per read)."""
         if start:
             self.start()
 
@@ -587,6 +589,8 @@ class RemoteClient:
             except Exception as exc:
                 _LOGGER.info("remote client: could not delete its lease (%s); it expires by itself", exc)
             finally:
+                if self._state.value is not ConnectionState.STOPPED:
+                    self._state.on_next(ConnectionState.STOPPED)
                 done.set()
 
         if self._running:
@@ -603,7 +607,8 @@ class RemoteClient:
             for handle in list(state.handles):
                 handle._released = True
             state.set_status(SubscriptionStatus.UNSUBSCRIBED)
-        self._state.on_next(ConnectionState.STOPPED)
+        if self._state.value is not ConnectionState.STOPPED:  # never started, or the goodbye timed out
+            self._state.on_next(ConnectionState.STOPPED)
         self._scheduler.dispose()
         for subject in self._subjects.values():
             subject.complete()
@@ -705,11 +710,18 @@ class RemoteClient:
                 pass
 
     def _report(self, kind: ErrorKind, message: str, payload: Any = None) -> None:
-        self._errors.on_next(ErrorEvent(kind, message, payload=payload))
+        self._emit_error(ErrorEvent(kind, message, payload=payload))
+
+    def _emit_error(self, event: ErrorEvent) -> None:
+        """On the control scheduler, so that calls to an ``errors`` observer never overlap."""
+        if self._control_ident == threading.get_ident():
+            self._errors.on_next(event)
+        else:
+            self._on_control(lambda: self._errors.on_next(event))
 
     def _on_observer_error(self, exc: BaseException, value: Any) -> None:
         _LOGGER.warning("an observer raised %r", exc)
-        self._errors.on_next(
+        self._emit_error(
             ErrorEvent(ErrorKind.OBSERVER_ERROR, f"an observer raised {exc!r}", exception=exc, payload=value)
         )
 
@@ -737,6 +749,7 @@ class RemoteClient:
             while not self._closed:
                 self._apply_ops(redis)
                 reply = link.execute(positions.xread(), 1)[0]
+                self.reads += 1
                 if isinstance(reply, Exception):
                     raise reply
                 if reply:  # RESP3: a map of stream -> entries; RESP2: a list of [stream, entries]

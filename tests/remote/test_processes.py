@@ -13,7 +13,7 @@ from tests.remote.redis_server import RedisServer
 
 sim_module = pytest.importorskip("rxibkr.sim")
 
-TTL = 1.0
+TTL = 2.0  # short, yet long enough that a loaded CI machine does not let a live lease expire
 AAPL = 265598
 
 
