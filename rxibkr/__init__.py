@@ -111,6 +111,8 @@ _SUBMODULES: dict[str, str] = {
     "sim": "rxibkr.sim",
     "record": "rxibkr.record",
     "plot": "rxibkr.plot",
+    "remote": "rxibkr.remote",
+    "auth": "rxibkr.auth",
 }
 
 __all__ = [

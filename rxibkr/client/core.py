@@ -37,7 +37,9 @@ from rxibkr.client.queues import IbindQueues, QueueAccessor, QueueController, qu
 from rxibkr.client.scheduler import ControlScheduler
 from rxibkr.client.subjects import HotSubject, StateSubject
 from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
-from rxibkr.io.rest import IbkrSession, SessionError, make_ssl_context, session_id_from_tickle
+from rxibkr.io.failures import classify_connect_error
+from rxibkr.io.rest import IbkrSession, SessionError, session_id_from_tickle
+from rxibkr.io.tls import TlsPolicy, describe_tls_failure
 from rxibkr.io.transport import Connection, Transport, WebSocketTransport, is_tls_verification_error
 from rxibkr.protocol import (
     IbkrSubscriptionProcessor,
@@ -160,7 +162,7 @@ class IbkrWsClient:
         restart_on_close: bool = True,
         restart_on_critical: bool = True,
         max_connection_attempts: int = 10,
-        cacert: str | bool | cfg.Unset = cfg.ENV,
+        cacert: str | bool | cfg.Unset | None = cfg.ENV,
         subscription_retries: int | cfg.Unset = cfg.ENV,
         subscription_timeout: float | cfg.Unset = cfg.ENV,
         *,
@@ -197,7 +199,7 @@ class IbkrWsClient:
         self._subscription_timeout = cfg.float_or_env(
             subscription_timeout, "RXIBKR_WS_SUBSCRIPTION_TIMEOUT", 2.0
         )
-        cacert_value = cfg.cacert_or_env(cacert)
+        cacert_value = cfg.tls_cacert_or_env(cacert)
         for name, value in (
             ("ping_interval", self._ping_interval),
             ("max_ping_interval", self._max_ping_interval),
@@ -243,15 +245,16 @@ class IbkrWsClient:
         self._random = random.Random()
 
         # TLS: a missing cacert path fails here, at construction
-        self._ssl_context = make_ssl_context(cacert_value) if self._url.startswith("wss://") else None
+        # TLS (docs/security.md): a CA path verifies against it; None (the default) pins a loopback
+        # gateway's certificate on first use and verifies other hosts against the system's CAs
+        self._tls = TlsPolicy.for_url(self._url, cacert_value) if self._url.startswith("wss://") else None
+        self._ssl_context = self._tls.ssl_context() if self._tls is not None else None
 
         # REST session: given, or our own; none when a custom transport is given without one
         if ibkr_client is None and transport is None:
             scheme = "https" if self._url.startswith("wss://") else "http"
             netloc = self._url.split("://", 1)[1].split("/", 1)[0]
-            ibkr_client = IbkrSession(
-                f"{scheme}://{netloc}/v1/api", ssl_context=self._ssl_context, timeout=self._timeout
-            )
+            ibkr_client = IbkrSession(f"{scheme}://{netloc}/v1/api", tls=self._tls, timeout=self._timeout)
         if ibkr_client is not None and not callable(getattr(ibkr_client, "tickle", None)):
             raise TypeError(
                 "ibkr_client: expected an object with a tickle() method (IbkrSession or IBind's IbkrClient)"
@@ -313,6 +316,7 @@ class IbkrWsClient:
         self._session_id: str | None = None
         self._last_pong = 0.0
         self._last_heartbeat = 0.0
+        self._last_error: ErrorEvent | None = None
 
         # -- the registry as callers see it (the machine keeps its own; both change in one order) ---
         self._registry_lock = threading.Lock()  # never held while user code runs
@@ -351,6 +355,12 @@ class IbkrWsClient:
         are not redacted here: whoever persists these must (``rxibkr.record`` does).
         """
         return self._wire
+
+    @property
+    def last_error(self) -> ErrorEvent | None:
+        """The last problem the client reported on ``errors`` (None before any): after ``start()``
+        returned False, why (a refused port, a TLS failure, an HTTP 404 on the upgrade, ...)."""
+        return self._last_error
 
     @property
     def rest(self) -> Any:
@@ -424,8 +434,10 @@ class IbkrWsClient:
     def start(self) -> bool:
         """Connect and wait for the gateway session; True once confirmed.
 
-        Bounded by ``timeout`` x ``max_connection_attempts``; ``shutdown()`` or ``disconnect()`` from
-        any thread releases it at once (False). When it gives up, the connection is closed and no
+        Bounded by ``timeout`` x ``max_connection_attempts``; a failure no retry can fix (a refused
+        port, an unknown host, TLS, an HTTP 4xx on the upgrade) ends it at once, with the reason on
+        ``errors`` and in ``last_error``; ``shutdown()`` or ``disconnect()`` from any thread releases
+        it at once (False). When it gives up, the connection is closed and no
         thread of the client is left. On the client's own threads and with a virtual-time scheduler
         it does not wait: it returns whether the session is already confirmed.
         """
@@ -774,7 +786,10 @@ class IbkrWsClient:
         self._on_observer_error(exception, payload)
 
     def _on_observer_error(self, exc: BaseException, value: Any) -> None:
-        _LOGGER.error("an observer raised %r; the stream goes on", exc)
+        _LOGGER.error(
+            "an observer raised %r (on client.errors); that observer's pipeline has ended, the others go on",
+            exc,
+        )
         self._errors.on_next(ErrorEvent(ErrorKind.OBSERVER_ERROR, f"an observer raised {exc!r}", exc, value))
 
     @staticmethod
@@ -924,7 +939,7 @@ class _Reader:
     delivering, so an observer's calls never overlap across a reconnect.
     """
 
-    __slots__ = ("client", "closing", "conn", "connection", "done", "first_data", "prev")
+    __slots__ = ("client", "closing", "conn", "connection", "done", "first_data", "opened", "prev")
 
     def __init__(self, client: IbkrWsClient, conn: int, prev: _Reader | None) -> None:
         self.client = client
@@ -934,6 +949,7 @@ class _Reader:
         self.closing = False  # the client closed it (vs the server, or the network)
         self.done = threading.Event()  # set when this reader delivers nothing more
         self.first_data = True
+        self.opened = False
 
     def finished(self) -> bool:
         return self.done.is_set()
@@ -952,6 +968,7 @@ class _Reader:
 
     def on_open(self, connection: Connection) -> None:
         self._fence()
+        self.opened = True
         client = self.client
         if client._wire._observers:
             client._wire.on_next(WireEvent("open", None, connection.id))
@@ -1012,7 +1029,16 @@ class _Reader:
                 initiator = "client" if self.closing else ("server" if code is not None else None)
                 client._wire.on_next(WireEvent("close", None, connection.id, code, initiator))
             tls = is_tls_verification_error(error)
-            client._driver.post(ev.Closed(self.conn, code, reason, error, retryable=not tls, tls=tls))
+            retryable, failure = True, ""
+            if tls:
+                retryable, failure = False, describe_tls_failure(client._public_url, error)
+            elif error is not None and not self.opened and not self.closing:
+                # a connect that failed: is it worth trying again (a timeout, a 5xx), or not (a
+                # refused port, an unknown host, an HTTP 404 on the upgrade, ws:// against TLS)?
+                verdict = classify_connect_error(error, client._public_url)
+                retryable, failure = verdict.retryable, verdict.reason
+            closed = ev.Closed(self.conn, code, reason, error, retryable=retryable, tls=tls, failure=failure)
+            client._driver.post(closed)
         finally:
             # done only once the readers before it are: a connection that never delivered must
             # not let the next one overtake an older reader still inside an observer

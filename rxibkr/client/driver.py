@@ -217,7 +217,9 @@ class Driver:
         client = self.client
         message = client._redact(action.message) if action.redact else action.message
         _LOGGER.warning("%s: %s", action.kind.value, client._for_log(message))
-        client._errors.on_next(ErrorEvent(action.kind, message, action.exception, action.payload))
+        event = ErrorEvent(action.kind, message, action.exception, action.payload)
+        client._last_error = event
+        client._errors.on_next(event)
 
     def _warn(self, action: ev.Warn) -> None:
         _LOGGER.warning("%s", action.message)

@@ -236,7 +236,7 @@ class ReplayConnection:
                 transport.forced_closes += 1
                 self._finish(1000, "replay: the client did not close as it did live", None)
             elif action == "refuse":
-                self._finish(None, "", ConnectionRefusedError("replay: a recorded connect that failed"))
+                self._finish(None, "", ConnectionAbortedError("replay: a recorded connect that failed"))
         if (
             not self.closed
             and not self._closing

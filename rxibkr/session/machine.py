@@ -243,13 +243,17 @@ class SessionMachine:
         if event.tls:
             self._report(
                 ErrorKind.TLS,
-                f"TLS verification failed for {url}: {event.error}. Check cacert (the gateway's CA "
+                event.failure
+                or f"TLS verification failed for {url}: {event.error}. Check cacert (the gateway's CA "
                 "certificate) or pass cacert=False to disable verification.",
                 event.error,
             )
             self._fail()
             return
-        if not event.retryable:
+        if not event.retryable and self._starting:
+            # no retry can fix it (a refused port, an unknown host, an HTTP 4xx on the upgrade):
+            # start() learns it at once. Once a session existed, the same failure may be a gateway
+            # restarting, and is retried with backoff like any other.
             self._report(
                 ErrorKind.CONNECTION_ERROR,
                 f"connect to {url} failed: {event.failure or repr(event.error)} (not retried)",

@@ -179,7 +179,9 @@ class FakeTransport:
     """Transport for virtual-time tests. Connections open ``open_delay`` after the client asks.
 
     ``greeting``: frames sent right after opening (default: ``greeting_frames()``); ``None`` for none.
-    ``refuse``: how many upcoming connection attempts fail (connection refused) before one succeeds.
+    ``refuse``: how many upcoming connection attempts fail before one succeeds, raising ``refusal``
+    (default ``ConnectionRefusedError``: a failure no retry can fix, so ``start()`` ends at once; a
+    ``TimeoutError`` is one worth retrying).
     ``heartbeat_interval``: seconds between ``system`` heartbeats (None: none); ``heartbeats = False``
     silences them at any time. ``auto_pong``: answer the client's pings. ``timespan``: virtual seconds per
     marble character. ``answer_tic``: reply to the client's ``tic`` like the gateway (with the session id
@@ -200,6 +202,7 @@ class FakeTransport:
         timespan: float = 1.0,
         answer_tic: bool = False,
         cookies: bool = False,
+        refusal: BaseException | None = None,
     ) -> None:
         if not timespan > 0:
             raise ValueError(f"timespan: expected a positive number of seconds, got {timespan!r}")
@@ -212,6 +215,7 @@ class FakeTransport:
         )
         self.auto_pong = auto_pong
         self.refuse = refuse
+        self.refusal: BaseException = refusal if refusal is not None else ConnectionRefusedError("refused")
         self.connections: list[FakeConnection] = []
         self.sent: list[SentFrame] = []
         self.undelivered: list[tuple[float, ScriptItem]] = []
@@ -228,7 +232,8 @@ class FakeTransport:
         self.connections.append(connection)
         if self.refuse > 0:
             self.refuse -= 1
-            self._schedule(self.open_delay, lambda: connection.drop(ConnectionRefusedError("refused")))
+            refusal = self.refusal
+            self._schedule(self.open_delay, lambda: connection.drop(refusal))
         elif not self.stall:
             self._schedule(self.open_delay, lambda: self._open(connection))
         return connection

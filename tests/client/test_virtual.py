@@ -25,6 +25,7 @@ def make(**kwargs: Any) -> tuple[IbkrWsClient, FakeTransport, TestScheduler]:
         scheduler,
         greeting=kwargs.pop("greeting", ()),
         refuse=kwargs.pop("refuse", 0),
+        refusal=kwargs.pop("refusal", None),
         heartbeat_interval=kwargs.pop("heartbeat_interval", 10.0),
     )
     options: dict[str, Any] = dict(
@@ -243,7 +244,12 @@ def test_auth_loss_without_rest_resets_and_resubscribes() -> None:
 
 
 def test_start_gives_up_after_max_connection_attempts() -> None:
-    client, transport, scheduler = make(refuse=100, max_connection_attempts=3, reconnect_backoff=(1.0, 1.0))
+    client, transport, scheduler = make(
+        refuse=100,
+        refusal=TimeoutError("timed out"),  # worth retrying, unlike a refused port
+        max_connection_attempts=3,
+        reconnect_backoff=(1.0, 1.0),
+    )
     errors: list[Any] = []
     client.errors.subscribe(errors.append)
     client.start()
@@ -251,6 +257,15 @@ def test_start_gives_up_after_max_connection_attempts() -> None:
     assert client.state.value is ConnectionState.FAILED
     assert len(transport.connections) == 3
     assert errors[-1].kind is ErrorKind.CONNECTION_ERROR
+
+
+def test_a_refused_connect_ends_start_at_once() -> None:
+    client, transport, scheduler = make(refuse=100, max_connection_attempts=3)
+    client.start()
+    scheduler.advance_by(10.0)
+    assert client.state.value is ConnectionState.FAILED
+    assert len(transport.connections) == 1  # no retry can fix a refused port
+    assert client.last_error is not None and "not retried" in client.last_error.message
 
 
 def test_waiting_for_session_gets_the_in_band_session_message() -> None:

@@ -3,7 +3,6 @@ changed certificate fails closed at once with a TLS event saying how to re-pin."
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 
-import rxibkr.client.core as core
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 
@@ -20,10 +18,6 @@ pytest.importorskip("trustme")
 
 from rxibkr.sim import GatewaySimulator
 
-pytestmark = pytest.mark.skipif(
-    "TlsPolicy" not in inspect.getsource(core),
-    reason="rxibkr/client/core.py does not build its TLS from rxibkr.io.tls.TlsPolicy yet",
-)
 FAST: dict[str, Any] = {
     "timeout": 3,
     "tic_interval": None,
