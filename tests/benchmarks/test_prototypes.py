@@ -21,7 +21,6 @@ if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository 
 
 from benchmarks.firehose import encode_frame, smd_payload  # noqa: E402
 from benchmarks.prototypes import BufferedRecv, framing_read_loop  # noqa: E402
-from rxibkr.io import transport  # noqa: E402
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -116,13 +115,6 @@ class _Listener:
 
 
 class _Connection:
-    """The reader's own methods on a connection without a socket (the loop only needs these)."""
-
-    _check = transport._WebSocketConnection._check
-    _fail = transport._WebSocketConnection._fail
-    _send_close = staticmethod(transport._WebSocketConnection._send_close)
-    _closed_by_server = transport._WebSocketConnection._closed_by_server
-
     def __init__(self) -> None:
         self.listener = _Listener()
 
