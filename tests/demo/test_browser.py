@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -149,6 +150,8 @@ def page(tmp_path: Path) -> Iterator[DevTools]:
     path = browser()
     assert path is not None
     profile = tmp_path / "chromium-profile"
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("org.chromium.Chromium.*"))
     process = subprocess.Popen(
         [
             path,
@@ -165,7 +168,6 @@ def page(tmp_path: Path) -> Iterator[DevTools]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(tmp_path)},  # its shared-memory files go with the test
     )
     try:
         active = profile / "DevToolsActivePort"
@@ -189,6 +191,8 @@ def page(tmp_path: Path) -> Iterator[DevTools]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+        for left in set(temp.glob("org.chromium.Chromium.*")) - before:  # its shared-memory files
+            shutil.rmtree(left, ignore_errors=True) if left.is_dir() else left.unlink(missing_ok=True)
 
 
 IMAGES = "Array.from(document.querySelectorAll('.jp-OutputArea-output img'))"

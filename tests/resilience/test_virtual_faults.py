@@ -43,6 +43,7 @@ class Rig:
         self.transport = FakeTransport(
             self.scheduler,
             refuse=kwargs.pop("refuse", 0),
+            refusal=kwargs.pop("refusal", None),
             heartbeat_interval=kwargs.pop("heartbeat_interval", 1.0),
             cookies=rest is not None,
         )
@@ -89,7 +90,7 @@ class Rig:
 
 
 def test_connect_backoff_doubles_up_to_the_cap() -> None:
-    rig = Rig(refuse=6).start()
+    rig = Rig(refuse=6, refusal=TimeoutError("timed out")).start()  # failures worth retrying
     rig.scheduler.advance_by(60.0)
     assert rig.client.ready
     refused = rig.error_times(ErrorKind.CONNECTION_ERROR)
