@@ -51,9 +51,10 @@ from rxibkr.protocol import (
 )
 from rxibkr.session import events as ev
 from rxibkr.session.machine import SessionMachine, Settings
+from rxibkr.streams.hubs import streams_of
 
-if TYPE_CHECKING:  # annotations only: these modules import the client
-    from rxibkr.record import Recorder
+if TYPE_CHECKING:
+    from rxibkr.record import Recorder  # rxibkr.record is a layer above the client
     from rxibkr.streams.models import (
         AuthStatus,
         Bar,
@@ -817,8 +818,6 @@ class IbkrWsClient:
         """Parsed market-data updates of one contract (changed fields only; merge them with
         ``rxibkr.streams.operators.snapshots()``). One ``smd`` per conid, widened to the union of the
         observers' ``fields`` (ids or names; None: a quote set). See ``TypedStreams.market_data``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).market_data(conid, fields)
 
     def market_history(
@@ -832,28 +831,20 @@ class IbkrWsClient:
     ) -> Observable[Bar]:
         """Historical bars (``smh``); at most five concurrent histories (a sixth raises
         ``HistoryLimitError``). See ``TypedStreams.market_history``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).market_history(conid, period, bar, exchange, outside_rth, source)
 
     def orders(self, filters: str | Iterable[str] | None = None) -> Observable[OrderUpdate]:
         """Live orders: the REST snapshot, then ``sor`` deltas merged into full order states;
         ``filters``: statuses to keep. See ``TypedStreams.orders``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).orders(filters)
 
     def trades(self, days: int | None = None, realtime_only: bool = False) -> Observable[Execution]:
         """Executions (``str``) deduplicated by ``execution_id``, re-emitted when the commission
         arrives. See ``TypedStreams.trades``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).trades(days, realtime_only)
 
     def pnl(self) -> Observable[PnlRow]:
         """P&L rows (``spl``), merged per ``<account>.Core`` key. See ``TypedStreams.pnl``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).pnl()
 
     def account_summary(
@@ -864,14 +855,10 @@ class IbkrWsClient:
     ) -> Observable[SummaryItem]:
         """Account summary items (``ssd``) of ``account`` (default ``account_id``).
         See ``TypedStreams.account_summary``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).account_summary(account, keys, fields)
 
     def ledger(self, account: str | None = None) -> Observable[LedgerRow]:
         """Ledger rows (``sld``) per currency, blank rows merged. See ``TypedStreams.ledger``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).ledger(account)
 
     def price_ladder(
@@ -879,26 +866,18 @@ class IbkrWsClient:
     ) -> Observable[Ladder]:
         """BookTrader ladders (``sbd``); ``account`` defaults to ``account_id`` (ValueError when
         neither is known). See ``TypedStreams.price_ladder``."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).price_ladder(conid, exchange, account)
 
     def notifications(self) -> Observable[Notification]:
         """Unsolicited ``ntf`` notices and prompts, one per item."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).notifications()
 
     def bulletins(self) -> Observable[Bulletin]:
         """Unsolicited ``blt`` bulletins, one per item."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).bulletins()
 
     def auth_status(self) -> Observable[AuthStatus]:
         """Every ``sts`` frame, parsed."""
-        from rxibkr.streams import streams_of
-
         return streams_of(self).auth_status()
 
     # ---- end typed streams ------------------------------------------------------------------------
@@ -911,11 +890,9 @@ class IbkrWsClient:
         closed when ``dispose()`` returns. Session ids are redacted. Replay with
         ``IbkrWsClient(transport=rxibkr.record.ReplayTransport(path))``. See ``rxibkr.record``.
         """
-        from rxibkr.record import (
-            Recorder,  # here: rxibkr.record.recording imports the testing kit, which imports us
-        )
+        from rxibkr.record import Recorder as _Recorder  # a layer above the client: imported on use
 
-        return Recorder(self, path)
+        return _Recorder(self, path)
 
     # ---- end record / replay ----------------------------------------------------------------------
 
