@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import rxibkr
-from tests.cli.support import finish, free_port, handles, popen, wait_for
+from tests.cli.support import env, finish, free_port, handles, popen, wait_for
 from tests.cli.support import rxibkr as run
 
 pytest.importorskip("aiohttp")
@@ -299,8 +299,6 @@ def test_oauth_config_file_and_environment(oauth_sim: GatewaySimulator, tmp_path
     result = run("record", "--oauth-config", str(config), "--duration", "0.5", "--out", os.devnull, "AAPL")
     assert result.code == 0, result.err
     assert "265598: " in result.err_lines[-1]
-    from tests.cli.support import env
-
     result = run(
         "demo", "--oauth2", "--duration", "0.5", "MSFT", environ=env(**oauth_sim.oauth.client_env("2.0"))
     )
