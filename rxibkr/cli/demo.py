@@ -25,11 +25,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import reactivex
-
-from rxibkr import operators as rxo
 from rxibkr.cli import signals
 from rxibkr.cli.options import (
     EXIT_OK,
@@ -47,9 +44,11 @@ from rxibkr.cli.options import (
     state_text,
     uses_gateway_options,
 )
-from rxibkr.client.core import IbkrWsClient
-from rxibkr.client.events import ConnectionState, ErrorEvent
-from rxibkr.streams.models import Quote
+
+if TYPE_CHECKING:  # the command's heavy imports wait for run(): `rxibkr --help` stays fast
+    from rxibkr.client.core import IbkrWsClient
+    from rxibkr.client.events import ConnectionState, ErrorEvent
+    from rxibkr.streams.models import Quote
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ")
 """What the demo shows when no instrument is named (all in the simulator's universe)."""
@@ -69,14 +68,14 @@ _RED = _CSI + "31m"
 _GREEN = _CSI + "32m"
 _YELLOW = _CSI + "33m"
 
-_STATE_COLORS: Mapping[ConnectionState, str] = {
-    ConnectionState.AUTHENTICATED: _GREEN,
-    ConnectionState.CONNECTING: _YELLOW,
-    ConnectionState.OPEN: _YELLOW,
-    ConnectionState.RECONNECTING: _YELLOW,
-    ConnectionState.UNAUTHENTICATED: _RED,
-    ConnectionState.FAILED: _RED,
-    ConnectionState.STOPPED: _DIM,
+_STATE_COLORS: Mapping[str, str] = {  # by ConnectionState value
+    "authenticated": _GREEN,
+    "connecting": _YELLOW,
+    "open": _YELLOW,
+    "reconnecting": _YELLOW,
+    "unauthenticated": _RED,
+    "failed": _RED,
+    "stopped": _DIM,
 }
 
 
@@ -160,6 +159,8 @@ class QuoteBoard:
         self._window = window
         self._started = clock()
         self._rows: dict[int, _Row] = {i.conid: _Row(i) for i in instruments}
+        from rxibkr.client.events import ConnectionState
+
         self._state = ConnectionState.STOPPED
         self._updates = 0
         self._errors = 0
@@ -270,7 +271,7 @@ def render_table(snapshot: BoardSnapshot, *, title: str, width: int = 100, color
     counts), the column header, one row per instrument and the last error if any. Lines are cut to
     ``width`` columns; ``color`` adds ANSI colours."""
     state = snapshot.state
-    shown = _paint(state_text(state), _STATE_COLORS.get(state) if color else None)
+    shown = _paint(state_text(state), _STATE_COLORS.get(state_text(state)) if color else None)
     status = (
         f"state {shown} | {snapshot.elapsed:.1f}s | {snapshot.updates} updates | "
         f"{snapshot.errors} errors | Ctrl-C to quit"
@@ -529,6 +530,10 @@ def _run(options: DemoOptions, out: TextIO) -> int:
             board = QuoteBoard(instruments)
             stack.enter_context(client.state.subscribe(board.on_state))
             stack.enter_context(client.errors.subscribe(board.on_error))
+            import reactivex
+
+            from rxibkr import operators as rxo
+
             quotes = reactivex.merge(*(client.market_data(i.conid) for i in instruments)).pipe(
                 rxo.snapshots()
             )

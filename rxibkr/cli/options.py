@@ -477,8 +477,11 @@ def connect(client: IbkrWsClient, prog: str) -> None:
         release_logs(show=ok)
     if ok:
         return
+    last = getattr(client, "last_error", None)  # the client's own account of the failure, where it has one
     if fatal:
         reason = fatal[0]
+    elif last is not None and hasattr(last, "kind") and hasattr(last, "message"):
+        reason = failure_reason(last)[0]
     elif errors:
         reason = failure_reason(errors[-1])[0] + f" (gave up after {CONNECT_ATTEMPTS} attempts)"
     else:
