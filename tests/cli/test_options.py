@@ -61,7 +61,7 @@ def test_log_level_duration_and_instruments_are_the_same_everywhere() -> None:
     assert {(a.metavar, a.type, a.default) for a in durations.values()} == {
         ("SECONDS", options.positive_float, None)
     }
-    for name in GATEWAY_COMMANDS:
+    for name in ("demo", "record"):  # instruments: conids or symbols, wherever they are taken
         (positional,) = [a for a in parsers[name]._actions if a.dest == "instruments"]
         assert positional.metavar == "CONID|SYMBOL"
     demo, sim = actions(parsers["demo"]), actions(parsers["sim"])
