@@ -36,6 +36,7 @@ from rxibkr.cli.options import (
     add_gateway,
     add_instruments,
     add_logging,
+    client_instruments,
     connect,
     make_client,
     positive_float,
@@ -524,9 +525,7 @@ def _run(options: DemoOptions, out: TextIO) -> int:
         try:
             client, where = _client(options, stack)
             connect(client, "rxibkr demo")
-            instruments = resolve_instruments(
-                options.instruments, client.rest.search if client.rest else None
-            )
+            instruments = client_instruments(client, options.instruments)
             board = QuoteBoard(instruments)
             stack.enter_context(client.state.subscribe(board.on_state))
             stack.enter_context(client.errors.subscribe(board.on_error))
