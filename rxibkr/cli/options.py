@@ -237,6 +237,13 @@ class _Quiet(logging.Filter):
             sys.stderr.write(f"(the previous message was repeated {repeats} more times)\n")
         return True
 
+    def flush(self) -> None:
+        """Say how often the last message was repeated, if it was (at the end of the command)."""
+        with self._lock:
+            repeats, self._repeats, self._last = self._repeats, 0, None
+        if repeats:
+            sys.stderr.write(f"(the previous message was repeated {repeats} more times)\n")
+
     def hold(self) -> None:
         with self._lock:
             if self._held is None:
@@ -274,12 +281,22 @@ def setup_logging(args: argparse.Namespace) -> None:
     package.setLevel(level)
 
 
+def flush_logs() -> None:
+    """Say now how often the last log message was repeated (before a command's final line)."""
+    if _quiet is not None:
+        try:
+            _quiet.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def reset_logging() -> None:
     """Undo :func:`setup_logging` (``main()`` does, so in-process callers keep their logging)."""
     global _quiet, _installed
     if _installed is None:
         return
     handler, level, propagate = _installed
+    flush_logs()
     package = logging.getLogger("rxibkr")
     package.removeHandler(handler)
     package.setLevel(level)
@@ -601,6 +618,7 @@ __all__ = [
     "client_options",
     "connect",
     "failure_reason",
+    "flush_logs",
     "make_client",
     "one_line_warnings",
     "positive_float",

@@ -36,6 +36,7 @@ from rxibkr.cli.options import (
     add_logging,
     client_instruments,
     connect,
+    flush_logs,
     make_client,
     positive_float,
     setup_logging,
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is not None:
         err.write(f"rxibkr record: {failure}\n")
         return EXIT_FAILURE
+    flush_logs()
     updates = ", ".join(f"{conid}: {n}" for conid, n in sorted(delivered.items()))
     err.write(
         f"rxibkr record: stopped ({stopped_by}); {recorder.frames} frames written to {out}, file closed; "
