@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import json
 import os
 import re
@@ -307,3 +308,34 @@ def test_oauth_config_file_and_environment(oauth_sim: GatewaySimulator, tmp_path
     result = run("demo", "--oauth1a", "AAPL")  # no RXIBKR_OAUTH1A_* variables: a usage error, one line
     assert result.code == 2 and len(result.err_lines) == 1, result.err
     assert result.err.startswith("rxibkr demo: OAuth configuration:")
+
+
+def test_repeated_warnings_are_collapsed(plain_sim: GatewaySimulator) -> None:
+    """Four dropped connections: each is accounted for, but one message is never printed twice in a
+    row (``(the previous message was repeated N more times)`` instead)."""
+    proc = popen("record", "--url", plain_sim.ws_url, "--out", os.devnull, "AAPL")
+    try:
+        assert proc.stderr is not None
+        assert b"recording AAPL" in proc.stderr.readline()
+        for _ in range(4):
+            before = plain_sim.total_connections
+            plain_sim.drop_connections()
+            assert plain_sim.wait_for(
+                lambda before=before: (
+                    plain_sim.total_connections > before and plain_sim.connection_count == 1
+                ),
+                timeout=15,
+            )
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    lines = err.decode().splitlines()
+    messages = [line.split(" ", 2)[2] for line in lines if " WARNING " in line]  # without the time stamp
+    assert all(a != b for a, b in itertools.pairwise(messages)), lines
+    repeated = sum(int(m[1]) for line in lines if (m := re.search(r"repeated (\d+) more times", line)))
+    lost = sum(1 for m in messages if "connection_lost" in m)
+    assert lost + repeated == 4, lines
+    assert lines[-1].startswith("rxibkr record: stopped (SIGTERM)")
