@@ -19,22 +19,37 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import reactivex
+from rxibkr.cli import signals
+from rxibkr.cli.options import (
+    EXIT_OK,
+    CliError,
+    Instrument,
+    add_duration,
+    add_gateway,
+    add_instruments,
+    add_logging,
+    client_instruments,
+    connect,
+    make_client,
+    positive_float,
+    resolve_instruments,
+    setup_logging,
+    state_text,
+    uses_gateway_options,
+)
 
-from rxibkr import operators as rxo
-from rxibkr.client.core import IbkrWsClient
-from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
-from rxibkr.streams.models import Quote
+if TYPE_CHECKING:  # the command's heavy imports wait for run(): `rxibkr --help` stays fast
+    from rxibkr.client.core import IbkrWsClient
+    from rxibkr.client.events import ConnectionState, ErrorEvent
+    from rxibkr.streams.models import Quote
 
 DEFAULT_INSTRUMENTS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "QQQ")
 """What the demo shows when no instrument is named (all in the simulator's universe)."""
@@ -54,95 +69,19 @@ _RED = _CSI + "31m"
 _GREEN = _CSI + "32m"
 _YELLOW = _CSI + "33m"
 
-_STATE_COLORS: Mapping[ConnectionState, str] = {
-    ConnectionState.AUTHENTICATED: _GREEN,
-    ConnectionState.CONNECTING: _YELLOW,
-    ConnectionState.OPEN: _YELLOW,
-    ConnectionState.RECONNECTING: _YELLOW,
-    ConnectionState.UNAUTHENTICATED: _RED,
-    ConnectionState.FAILED: _RED,
-    ConnectionState.STOPPED: _DIM,
+_STATE_COLORS: Mapping[str, str] = {  # by ConnectionState value
+    "authenticated": _GREEN,
+    "connecting": _YELLOW,
+    "open": _YELLOW,
+    "reconnecting": _YELLOW,
+    "unauthenticated": _RED,
+    "failed": _RED,
+    "stopped": _DIM,
 }
 
 
-class DemoError(Exception):
-    """A problem the demo reports in one line before exiting with ``exit_code``."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-# =================================================================================================
-# instruments
-# =================================================================================================
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """One row of the board: the contract id, and its symbol when known before the first quote."""
-
-    conid: int
-    symbol: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.symbol or str(self.conid)
-
-
-def _sections_sec_types(result: Mapping[str, Any]) -> list[str]:
-    sections = result.get("sections")
-    if not isinstance(sections, list):
-        return []
-    return [str(s.get("secType")) for s in sections if isinstance(s, Mapping)]
-
-
-def resolve_instruments(
-    specs: Sequence[str], search: Callable[[str], list[dict[str, Any]]] | None
-) -> list[Instrument]:
-    """``CONID`` or ``SYMBOL`` strings to :class:`Instrument` rows, in order, without duplicates.
-
-    A number is taken as a conid. A symbol is looked up with ``search`` (the REST secdef search,
-    ``IbkrSession.search``): the first result whose symbol matches exactly, a stock if there is one.
-    Raises :class:`DemoError` (exit code 2) for an empty spec, an unknown symbol, or a symbol when
-    there is no ``search``.
-    """
-    out: list[Instrument] = []
-    seen: set[int] = set()
-    for spec in specs:
-        text = spec.strip()
-        if not text:
-            raise DemoError(
-                "instrument: expected a conid (265598) or a symbol (AAPL), got an empty string", 2
-            )
-        if text.isascii() and text.isdigit():
-            conid = int(text)
-            if conid <= 0:
-                raise DemoError(f"instrument: a conid must be positive, got {text!r}", 2)
-            instrument = Instrument(conid)
-        else:
-            instrument = _search_symbol(text.upper(), search)
-        if instrument.conid not in seen:
-            seen.add(instrument.conid)
-            out.append(instrument)
-    return out
-
-
-def _search_symbol(symbol: str, search: Callable[[str], list[dict[str, Any]]] | None) -> Instrument:
-    if search is None:
-        raise DemoError(f"cannot look up symbol {symbol!r} without a REST session; give its conid instead", 2)
-    try:
-        results = search(symbol)
-    except Exception as exc:
-        raise DemoError(f"looking up symbol {symbol!r} (secdef search) failed: {exc}", 2) from exc
-    exact = [r for r in results if isinstance(r, Mapping) and str(r.get("symbol", "")).upper() == symbol]
-    stocks = [r for r in exact if "STK" in _sections_sec_types(r)]
-    for result in stocks or exact:
-        try:
-            return Instrument(int(str(result.get("conid"))), symbol)
-        except ValueError:
-            continue
-    raise DemoError(f"unknown symbol {symbol!r}: secdef search found no contract with that symbol", 2)
+DemoError = CliError
+"""A problem the demo reports in one line before exiting with ``exit_code`` (:class:`CliError`)."""
 
 
 # =================================================================================================
@@ -221,6 +160,8 @@ class QuoteBoard:
         self._window = window
         self._started = clock()
         self._rows: dict[int, _Row] = {i.conid: _Row(i) for i in instruments}
+        from rxibkr.client.events import ConnectionState
+
         self._state = ConnectionState.STOPPED
         self._updates = 0
         self._errors = 0
@@ -331,9 +272,9 @@ def render_table(snapshot: BoardSnapshot, *, title: str, width: int = 100, color
     counts), the column header, one row per instrument and the last error if any. Lines are cut to
     ``width`` columns; ``color`` adds ANSI colours."""
     state = snapshot.state
-    state_text = _paint(state.value.upper(), _STATE_COLORS.get(state) if color else None)
+    shown = _paint(state_text(state), _STATE_COLORS.get(state_text(state)) if color else None)
     status = (
-        f"state {state_text} | {snapshot.elapsed:.1f}s | {snapshot.updates} updates | "
+        f"state {shown} | {snapshot.elapsed:.1f}s | {snapshot.updates} updates | "
         f"{snapshot.errors} errors | Ctrl-C to quit"
     )
     lines: list[tuple[str, str]] = [(title, title), (status, _strip(status))]
@@ -390,7 +331,7 @@ def render_plain(snapshot: BoardSnapshot) -> list[str]:
     """Plain lines for pipes and logs: one status line, then one ``key=value`` line per instrument."""
     stamp = f"[{snapshot.elapsed:6.1f}s]"
     lines = [
-        f"{stamp} state={snapshot.state.value} updates={snapshot.updates} errors={snapshot.errors}"
+        f"{stamp} state={state_text(snapshot.state)} updates={snapshot.updates} errors={snapshot.errors}"
         + (f" last_error={snapshot.last_error!r}" if snapshot.last_error else "")
     ]
     for row in snapshot.rows:
@@ -435,27 +376,16 @@ class AnsiScreen:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Show a live quote board. Without --url it starts the embedded gateway simulator (needs the "
-        "'sim' extra) and connects to it over TLS with the simulator's CA; with --url it connects to a "
-        "real Client Portal gateway instead."
+        "Show a live quote board. Without --url (or OAuth) it starts the embedded gateway simulator "
+        "(needs the 'sim' extra) and connects to it over TLS with the simulator's CA; with --url it "
+        "connects to a real Client Portal gateway instead, with --oauth1a/--oauth2/--oauth-config to "
+        "IBKR's servers."
     )
-    parser.add_argument(
-        "instruments",
-        nargs="*",
-        metavar="CONID|SYMBOL",
-        help=f"instruments to show (default: {' '.join(DEFAULT_INSTRUMENTS)}); symbols are looked up "
-        "with the gateway's secdef search",
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop by itself after this many seconds (default: run until Ctrl-C)",
-    )
+    add_instruments(parser, required=False, default=DEFAULT_INSTRUMENTS)
+    add_duration(parser)
     parser.add_argument(
         "--refresh",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="HZ",
         help="board redraws per second (default: 4 on a terminal, 1 when the output is not a terminal)",
@@ -465,54 +395,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print plain lines instead of redrawing in place (the default when stdout is not a terminal)",
     )
-    gateway = parser.add_argument_group("real gateway (no simulator)")
-    gateway.add_argument(
-        "--url",
-        default=None,
-        help="WebSocket URL of a running gateway, e.g. wss://localhost:5000/v1/api/ws",
-    )
-    gateway.add_argument(
-        "--cacert",
-        default=None,
-        metavar="PEM",
-        help="PEM file with the gateway's CA certificate, for TLS verification (default: the system's CAs)",
-    )
-    gateway.add_argument(
-        "--insecure",
-        action="store_true",
-        help="do not verify the gateway's TLS certificate (prefer --cacert)",
-    )
-    gateway.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="connect and REST timeout (default: 5)",
-    )
+    add_gateway(parser, title="real gateway (no simulator)")
     sim = parser.add_argument_group("embedded simulator (without --url)")
     sim.add_argument(
-        "--seed", type=int, default=None, help="seed of the session id and market model (default: 0)"
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the session id and market model (default: 0)",
     )
     sim.add_argument(
         "--md-interval",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="seconds between market data updates (default: 0.25)",
     )
     sim.add_argument(
         "--heartbeat-interval",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="seconds between system heartbeats (default: 10)",
     )
-    parser.add_argument("--log-level", default="ERROR", help="logging level, to stderr (default: ERROR)")
+    add_logging(parser)
 
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    """What :func:`run_demo` needs; ``run()`` builds it from the command line."""
+    """What :func:`run_demo` needs; ``run()`` builds it from the command line. Without ``url`` and
+    OAuth it starts the simulator; the gateway fields mean what ``rxibkr.cli.options.add_gateway``'s
+    options mean."""
 
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
     duration: float | None = None
@@ -525,12 +438,25 @@ class DemoOptions:
     seed: int = 0
     md_interval: float = 0.25
     heartbeat_interval: float = 10.0
+    account: str | None = None
+    oauth1a: bool = False
+    oauth2: bool = False
+    oauth_config: str | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return self.url is None and not (self.oauth1a or self.oauth2 or self.oauth_config)
 
 
 def _options(args: argparse.Namespace) -> DemoOptions:
-    if args.url is None:
-        if args.cacert is not None or args.insecure:
-            raise DemoError("--cacert and --insecure apply to --url (the simulator brings its own CA)", 2)
+    oauth = bool(args.oauth1a or args.oauth2 or args.oauth_config)
+    if args.url is None and not oauth:
+        given = uses_gateway_options(args)
+        if given:
+            raise CliError(
+                f"{', '.join(given)}: gateway options, for --url or OAuth (the simulator brings its own CA)",
+                2,
+            )
     else:
         given = [
             name
@@ -542,18 +468,7 @@ def _options(args: argparse.Namespace) -> DemoOptions:
             if value is not None
         ]
         if given:
-            raise DemoError(f"{', '.join(given)}: simulator options, not valid with --url", 2)
-        if args.cacert is not None and args.insecure:
-            raise DemoError("--cacert and --insecure contradict each other: choose one", 2)
-    for name, value in (
-        ("--duration", args.duration),
-        ("--refresh", args.refresh),
-        ("--timeout", args.timeout),
-        ("--md-interval", args.md_interval),
-        ("--heartbeat-interval", args.heartbeat_interval),
-    ):
-        if value is not None and not value > 0:
-            raise DemoError(f"{name}: expected a positive number, got {value!r}", 2)
+            raise CliError(f"{', '.join(given)}: simulator options, not valid with --url or OAuth", 2)
     return DemoOptions(
         instruments=tuple(args.instruments) or DEFAULT_INSTRUMENTS,
         duration=args.duration,
@@ -566,56 +481,33 @@ def _options(args: argparse.Namespace) -> DemoOptions:
         seed=0 if args.seed is None else int(args.seed),
         md_interval=0.25 if args.md_interval is None else float(args.md_interval),
         heartbeat_interval=10.0 if args.heartbeat_interval is None else float(args.heartbeat_interval),
+        account=args.account,
+        oauth1a=bool(args.oauth1a),
+        oauth2=bool(args.oauth2),
+        oauth_config=args.oauth_config,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    level = getattr(logging, str(args.log_level).upper(), None)
-    if not isinstance(level, int):
-        sys.stderr.write(f"rxibkr demo: --log-level: unknown level {args.log_level!r}\n")
-        return 2
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    package_logger = logging.getLogger("rxibkr")
-    previous_level = package_logger.level
-    package_logger.setLevel(level)
+    setup_logging(args)
     try:
-        try:
-            options = _options(args)
-        except DemoError as exc:
-            sys.stderr.write(f"rxibkr demo: {exc}\n")
-            return exc.exit_code
-        return run_demo(options, sys.stdout, sys.stderr)
-    finally:
-        package_logger.setLevel(previous_level)  # in-process callers (tests) keep their own level
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C does (clean shutdown, exit code 0)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        options = _options(args)
+    except CliError as exc:
+        sys.stderr.write(f"rxibkr demo: {exc}\n")
+        return exc.exit_code
+    return run_demo(options, sys.stdout, sys.stderr)
 
 
 def run_demo(options: DemoOptions, out: TextIO, err: TextIO) -> int:
-    """Run the demo until ``options.duration`` or Ctrl-C; returns the exit code.
+    """Run the demo until ``options.duration``, Ctrl-C or SIGTERM; returns the exit code.
 
-    0: stopped by duration or Ctrl-C (SIGTERM too); 1: the connection failed; 2: bad arguments
-    (an unknown symbol, a missing extra). Every resource is released before it returns.
+    0: stopped by duration or SIGTERM; 130: Ctrl-C; 3: the connection failed; 2: bad arguments
+    (an unknown symbol, a missing extra). A closed ``out`` raises ``BrokenPipeError`` (``main()``
+    makes it exit 141, quietly). Every resource is released before it returns.
     """
     try:
-        with _terminate_as_interrupt():
-            return _run(options, out)
-    except DemoError as exc:
+        return _run(options, out)
+    except CliError as exc:
         err.write(f"rxibkr demo: {exc}\n")
         err.flush()
         return exc.exit_code
@@ -627,29 +519,20 @@ def _run(options: DemoOptions, out: TextIO) -> int:
     refresh = options.refresh if options.refresh is not None else (4.0 if interactive else 1.0)
     period = 1.0 / refresh
     board: QuoteBoard | None = None
-    errors: list[ErrorEvent] = []
-    interrupted = False
+    stopped: KeyboardInterrupt | None = None
     started = time.monotonic()
     with ExitStack() as stack:
         try:
-            url, cacert, account, where = _gateway(options, stack)
-            client = IbkrWsClient(
-                url=url,
-                cacert=cacert,
-                account_id=account,
-                timeout=options.timeout,
-                max_connection_attempts=3,
-            )
-            stack.callback(client.shutdown)
-            stack.enter_context(client.errors.subscribe(errors.append))
-            if not client.start():
-                raise DemoError(f"could not connect to {url}: {_failure(errors)}", 1)
-            instruments = resolve_instruments(
-                options.instruments, client.rest.search if client.rest else None
-            )
+            client, where = _client(options, stack)
+            connect(client, "rxibkr demo")
+            instruments = client_instruments(client, options.instruments)
             board = QuoteBoard(instruments)
             stack.enter_context(client.state.subscribe(board.on_state))
             stack.enter_context(client.errors.subscribe(board.on_error))
+            import reactivex
+
+            from rxibkr import operators as rxo
+
             quotes = reactivex.merge(*(client.market_data(i.conid) for i in instruments)).pipe(
                 rxo.snapshots()
             )
@@ -673,33 +556,21 @@ def _run(options: DemoOptions, out: TextIO) -> int:
                     out.flush()
 
             _loop(draw, period, deadline)
-        except KeyboardInterrupt:
-            interrupted = True
+            signals.stopping()  # from here on a signal is noted, not raised: the clean-up runs whole
+        except KeyboardInterrupt as exc:
+            stopped = exc
     # everything is released here: subscriptions disposed, client shut down, simulator stopped
-    elapsed = time.monotonic() - started
+    code = EXIT_OK if stopped is None else signals.exit_code_of(stopped)
     if board is None:
-        return 0
-    how = "interrupted" if interrupted else "duration reached"
+        return code
+    elapsed = time.monotonic() - started
+    how = "duration reached" if stopped is None else getattr(stopped, "reason", "interrupted")
     out.write(
         f"rxibkr demo: {board.updates} updates from {len(board.snapshot().rows)} instruments in "
         f"{elapsed:.1f} s ({how}); stopped cleanly\n"
     )
     out.flush()
-    return 0
-
-
-def _failure(errors: Sequence[ErrorEvent]) -> str:
-    """Why the connection failed, for one line: the most telling error, and a hint for TLS."""
-    telling = [e for e in errors if not e.message.startswith("giving up")] or list(errors)
-    if not telling:
-        return "no session confirmation"
-    error = telling[-1]
-    text = str(error)
-    if error.kind is ErrorKind.TLS:
-        text += " (demo: --cacert PEM names the gateway's CA certificate; --insecure skips verification)"
-    elif len(telling) < len(errors):
-        text += " (gave up after 3 attempts)"
-    return text
+    return code
 
 
 def _loop(draw: Callable[[], None], period: float, deadline: float | None) -> None:
@@ -718,32 +589,25 @@ def _loop(draw: Callable[[], None], period: float, deadline: float | None) -> No
     draw()
 
 
-def _gateway(options: DemoOptions, stack: ExitStack) -> tuple[str, str | bool, str | None, str]:
-    """URL, cacert, account and a description of where the data comes from; starts the simulator
-    when there is no ``--url`` (stopped by ``stack``)."""
-    if options.url is not None:
+def _client(options: DemoOptions, stack: ExitStack) -> tuple[IbkrWsClient, str]:
+    """The client (shut down by ``stack``) and a description of where the data comes from; starts the
+    simulator when there is no ``--url`` nor OAuth (stopped by ``stack``)."""
+    if not options.simulated:
+        with signals.deferred():
+            client = make_client(options)
+            stack.callback(client.shutdown)
+        url = client.url.split("?", 1)[0]
         if options.insecure:
-            cacert: str | bool = False
-        elif options.cacert is not None:
-            if not os.path.isfile(options.cacert):
-                raise DemoError(f"--cacert: no such file: {options.cacert!r}", 2)
-            cacert = options.cacert
+            tls = "TLS not verified"
+        elif url.startswith("wss://"):
+            tls = "TLS verified"
         else:
-            cacert = True
-        if not options.url.startswith(("ws://", "wss://")):
-            raise DemoError(f"--url: expected a ws:// or wss:// URL, got {options.url!r}", 2)
-        tls = (
-            "TLS not verified"
-            if cacert is False
-            else "TLS verified"
-            if options.url.startswith("wss")
-            else "no TLS"
-        )
-        return options.url, cacert, None, f"gateway {options.url} ({tls})"
+            tls = "no TLS"
+        return client, f"gateway {url} ({tls})"
     try:
         from rxibkr.sim import GatewaySimulator
     except ImportError as exc:
-        raise DemoError(
+        raise CliError(
             f"the embedded simulator needs the 'sim' extra ({exc.name} is missing): "
             'python -m pip install -e ".[sim]"',
             2,
@@ -755,10 +619,14 @@ def _gateway(options: DemoOptions, stack: ExitStack) -> tuple[str, str | bool, s
         md_interval=options.md_interval,
         heartbeat_interval=options.heartbeat_interval,
     )
-    sim.start()
-    stack.callback(sim.stop)
+    with signals.deferred():  # a Ctrl-C now waits until the simulator can be stopped (its CA removed)
+        stack.callback(sim.stop)
+        sim.start()
     assert sim.cacert is not None
-    return sim.ws_url, sim.cacert, sim.account, f"simulator {sim.ws_url} (TLS verified)"
+    with signals.deferred():
+        client = make_client(options, url=sim.ws_url, cacert=sim.cacert, account_id=sim.account)
+        stack.callback(client.shutdown)
+    return client, f"simulator {sim.ws_url} (TLS verified)"
 
 
 __all__ = [

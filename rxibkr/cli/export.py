@@ -13,15 +13,19 @@ import argparse
 import sys
 import warnings
 
+from rxibkr.cli.options import add_logging, setup_logging
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", metavar="RECORDING", help="a raw recording (.jsonl or .jsonl.zst)")
     parser.add_argument("--parquet", required=True, metavar="DIR", help="dataset directory to write to")
+    add_logging(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from rxibkr.record import Recording, TruncatedRecordingWarning, to_parquet
 
+    setup_logging(args)
     err = sys.stderr
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -17,58 +17,43 @@ closed, and one line on stderr says so. A killed recorder (SIGKILL) loses at mos
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rxibkr.cli import signals
+from rxibkr.cli.options import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_duration,
+    add_gateway,
+    add_instruments,
+    add_logging,
+    client_instruments,
+    connect,
+    flush_logs,
+    make_client,
+    positive_float,
+    setup_logging,
+)
+
 DEFAULT_FIELDS = "31,55,84,85,86,88,7059,87"
-
-_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
-
-
-class _Stopped(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "instruments",
-        nargs="+",
-        metavar="INSTRUMENT",
-        help="contract ids (265598) or symbols (AAPL) to subscribe",
-    )
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="gateway WebSocket URL (default: $RXIBKR_WS_URL or wss://localhost:5000/v1/api/ws)",
-    )
-    tls = parser.add_mutually_exclusive_group()
-    tls.add_argument(
-        "--cacert", default=None, metavar="PEM", help="CA certificate to verify the gateway with"
-    )
-    tls.add_argument("--insecure", action="store_true", help="do not verify the gateway's certificate")
-    parser.add_argument("--account", default=None, help="account id (default: $RXIBKR_ACCOUNT_ID)")
+    add_instruments(parser, required=True)
     parser.add_argument(
         "--fields",
         default=DEFAULT_FIELDS,
+        metavar="IDS",
         help=f"comma-separated market data field ids (default: {DEFAULT_FIELDS})",
     )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="S",
-        help="stop after this many seconds (default: until Ctrl-C, SIGTERM or SIGHUP)",
-    )
+    add_duration(parser, "stop")
     parser.add_argument(
         "--out",
         default=None,
@@ -84,42 +69,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--flush-interval",
-        type=float,
+        type=positive_float,
         default=0.5,
-        metavar="S",
+        metavar="SECONDS",
         help="seconds between flushes of the raw log (default: 0.5)",
     )
     parser.add_argument(
         "--parquet-interval",
-        type=float,
+        type=positive_float,
         default=5.0,
-        metavar="S",
+        metavar="SECONDS",
         help="seconds between flushes of the Parquet tables (default: 5)",
     )
-    parser.add_argument(
-        "--timeout", type=float, default=5.0, metavar="S", help="connect timeout (default: 5)"
-    )
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
-
-
-@contextmanager
-def _signals_stop() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the recording like Ctrl-C (main thread only; elsewhere nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        for sig in _SIGNALS:  # one stop is enough: nothing may interrupt the clean-up
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Stopped(_SIGNALS.get(signal.Signals(signum), str(signum)))
-
-    previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    add_gateway(parser)
+    add_logging(parser)
 
 
 def _default_out(parquet: str | None) -> str:
@@ -138,63 +101,38 @@ def _default_out(parquet: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rxibkr.cli.demo import DemoError, resolve_instruments
-    from rxibkr.client.core import IbkrWsClient  # imported here: `rxibkr --help` stays fast
     from rxibkr.record import Recorder
 
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args)
     err = sys.stderr
-    for name in ("duration", "flush_interval", "parquet_interval"):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            err.write(f"rxibkr record: --{name.replace('_', '-')} must be a positive number of seconds\n")
-            return 2
     fields = [f.strip() for f in str(args.fields).split(",") if f.strip()]
-    options: dict[str, Any] = {"timeout": args.timeout, "max_connection_attempts": 3}
-    if args.url is not None:
-        options["url"] = args.url
-    if args.insecure:
-        options["cacert"] = False
-    elif args.cacert is not None:
-        options["cacert"] = args.cacert
-    if args.account is not None:
-        options["account_id"] = args.account
-    try:
-        client = IbkrWsClient(**options)
-    except (TypeError, ValueError) as exc:
-        err.write(f"rxibkr record: {exc}\n")
-        return 2
+    if not fields or not all(f.isdigit() for f in fields):
+        raise CliError(f"--fields: expected comma-separated field ids, got {args.fields!r}", EXIT_USAGE)
     out = args.out or _default_out(args.parquet)
     stopped_by = "duration reached"
+    stop: signals.Stopped | None = None
+    client: Any = None
     recorder: Recorder | None = None
     delivered: Counter[int] = Counter()
     subscriptions: list[Any] = []
-    with _signals_stop():
+    failure: OSError | None = None
+    try:
         try:
+            with signals.deferred():
+                client = make_client(args)
             try:
-                recorder = Recorder(
-                    client,
-                    out,
-                    flush_interval=args.flush_interval,
-                    parquet=args.parquet,
-                    parquet_interval=args.parquet_interval,
-                )
+                with signals.deferred():
+                    recorder = Recorder(
+                        client,
+                        out,
+                        flush_interval=args.flush_interval,
+                        parquet=args.parquet,
+                        parquet_interval=args.parquet_interval,
+                    )
             except (OSError, ImportError, ValueError) as exc:
-                err.write(f"rxibkr record: {exc}\n")
-                return 2
-            if not client.start():
-                err.write(f"rxibkr record: no session confirmed by {client.url}\n")
-                return 1
-            try:
-                instruments = resolve_instruments(
-                    args.instruments, client.rest.search if client.rest is not None else None
-                )
-            except DemoError as exc:
-                err.write(f"rxibkr record: {exc}\n")
-                return exc.exit_code
+                raise CliError(str(exc), EXIT_USAGE) from None
+            connect(client, "rxibkr record")
+            instruments = client_instruments(client, args.instruments)
             for instrument in instruments:
                 conid = instrument.conid
 
@@ -203,34 +141,35 @@ def run(args: argparse.Namespace) -> int:
 
                 subscriptions.append(client.market_data(conid, fields).subscribe(count))
             until = "Ctrl-C" if args.duration is None else f"{args.duration:g} s"
-            names = " ".join(i.symbol or str(i.conid) for i in instruments)
+            names = " ".join(i.label for i in instruments)
             where = out + (f" and {args.parquet}" if args.parquet else "")
             err.write(f"rxibkr record: recording {names} to {where} (until {until})\n")
             err.flush()
             threading.Event().wait(args.duration)
-        except KeyboardInterrupt:
-            stopped_by = "SIGINT"
-        except _Stopped as exc:
-            stopped_by = exc.name
-        finally:
-            for subscription in subscriptions:
-                subscription.dispose()
-            client.shutdown()
-            failure: OSError | None = None
-            if recorder is not None:
-                try:
-                    recorder.dispose()
-                except OSError as exc:
-                    failure = exc
+        except KeyboardInterrupt as exc:
+            stop = exc if isinstance(exc, signals.Stopped) else signals.Stopped("SIGINT")
+            stopped_by = stop.name
+    finally:
+        signals.stopping()  # from here on a signal is noted, not raised: the files close whole
+        for subscription in subscriptions:
+            subscription.dispose()
+        if client is not None:
+            client.shutdown()  # first: the close is recorded too
+        if recorder is not None:
+            try:
+                recorder.dispose()
+            except OSError as exc:
+                failure = exc
     if recorder is None:
-        return 2
+        return EXIT_USAGE
     if failure is not None:
         err.write(f"rxibkr record: {failure}\n")
-        return 1
+        return EXIT_FAILURE
+    flush_logs()
     updates = ", ".join(f"{conid}: {n}" for conid, n in sorted(delivered.items()))
     err.write(
         f"rxibkr record: stopped ({stopped_by}); {recorder.frames} frames written to {out}, file closed; "
         f"market data updates delivered: {updates or 'none'}\n"
     )
     err.flush()
-    return 0
+    return EXIT_OK if stop is None else stop.exit_code

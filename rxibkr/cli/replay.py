@@ -16,6 +16,17 @@ from typing import TextIO
 
 import orjson
 
+from rxibkr.cli import signals
+from rxibkr.cli.options import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_USAGE,
+    add_logging,
+    positive_float,
+    setup_logging,
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -23,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="X",
         help="1 = real time, 10 = ten times faster (default: as fast as possible)",
@@ -35,6 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="give recorded connections that have data but no session confirmation a synthetic one "
         "(old recordings that began mid-session)",
     )
+    add_logging(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,22 +56,22 @@ def run(args: argparse.Namespace) -> int:
     from rxibkr.protocol import IbkrWsKey, Message
     from rxibkr.record import Recording, ReplayTransport
 
+    setup_logging(args)
     out: TextIO = sys.stdout
-    if args.speed is not None and not args.speed > 0:
-        sys.stderr.write("rxibkr replay: --speed must be a positive number\n")
-        return 2
     try:
         recording = Recording.load(args.file)
     except (OSError, ValueError, ImportError) as exc:
         sys.stderr.write(f"rxibkr replay: {args.file}: {exc}\n")
-        return 2
+        return EXIT_USAGE
     if not recording.connections:
         sys.stderr.write(f"rxibkr replay: {args.file}: the recording is empty\n")
-        return 1
+        return EXIT_FAILURE
     transport = ReplayTransport(recording, speed=args.speed, synthesize_greeting=args.synthesize_greeting)
     client = IbkrWsClient(url="ws://replay.invalid/v1/api/ws", transport=transport, log_raw_messages=False)
     counts: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
+    done = threading.Event()  # the replay finished, or stdout was closed
+    closed: list[OSError] = []
     started = time.monotonic()
 
     def show(message: Message) -> None:
@@ -67,26 +79,42 @@ def run(args: argparse.Namespace) -> int:
         topic = message.topic or "-"
         with lock:
             counts[(key, topic)] += 1
-            if args.summary:
+            if args.summary or closed:
                 return
             body = orjson.dumps(message.data).decode() if message.data is not None else repr(message.raw)
             error = f"  [{message.kind.value}: {message.error}]" if message.error else ""
-            out.write(f"{time.monotonic() - started:9.3f}  {key:<22} {topic:<20} {body}{error}\n")
+            try:
+                out.write(f"{time.monotonic() - started:9.3f}  {key:<22} {topic:<20} {body}{error}\n")
+            except OSError as exc:  # | head: the reader stopped reading; so do we, quietly
+                if not signals.is_broken_pipe(exc):
+                    raise
+                closed.append(exc)
+                done.set()
+
+    budget = None if args.speed is None else recording.duration / args.speed + 30.0
+
+    def wait_replay() -> None:
+        transport.wait(budget)
+        done.set()
 
     subscription = merge(*(client.observe(key) for key in IbkrWsKey)).subscribe(show)
     try:
         client.start()
-        budget = None if args.speed is None else recording.duration / args.speed + 30.0
-        transport.wait(budget)
-    except KeyboardInterrupt:
-        pass
+        threading.Thread(target=wait_replay, name="replay-wait", daemon=True).start()
+        done.wait()
+    except KeyboardInterrupt as exc:
+        return signals.exit_code_of(exc)
     finally:
+        signals.stopping()
         client.shutdown()
         subscription.dispose()
+    if closed:
+        signals.silence_stdout()
+        return EXIT_PIPE
     if args.summary:
         _summary(out, recording, transport, counts)
     out.flush()
-    return 0
+    return EXIT_OK
 
 
 def _summary(out: TextIO, recording: object, transport: object, counts: Counter[tuple[str, str]]) -> None:

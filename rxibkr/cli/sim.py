@@ -1,22 +1,41 @@
-"""``rxibkr sim``: run the gateway simulator in the foreground until Ctrl-C."""
+"""``rxibkr sim``: run the gateway simulator in the foreground until Ctrl-C, SIGTERM or SIGHUP.
+
+A port already in use (or any address it cannot listen on) is one line and exit code 3; a stop by
+signal prints "simulator stopped" and removes the simulator's temporary CA directory.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 import threading
-import time
+from typing import TYPE_CHECKING
 
-from rxibkr.sim.config import PROFILES
-from rxibkr.sim.server import GatewaySimulator
+from rxibkr.cli import signals
+from rxibkr.cli.options import (
+    EXIT_CONNECT,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_duration,
+    add_logging,
+    positive_float,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from rxibkr.sim.server import GatewaySimulator
+
+PROFILE_NAMES = ("fast", "live")
+"""``rxibkr.sim.config.PROFILES``' names (not imported here: ``rxibkr --help`` needs no aiohttp)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
         "--profile",
-        choices=sorted(PROFILES),
+        choices=PROFILE_NAMES,
         default="fast",
         help="timing profile: fast (tests) or live (the timing of live gateways; default: fast)",
     )
@@ -34,10 +53,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=5000, help="port to bind, 0 = any free port (default: 5000)"
     )
     parser.add_argument("--no-tls", action="store_true", help="serve plain http/ws instead of https/wss")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the session id and market model")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the session id and market model (default: 0)",
+    )
     parser.add_argument(
         "--heartbeat-interval",
-        type=float,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="seconds between system heartbeats (default: 10)",
@@ -49,14 +74,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--md-interval",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="seconds between market data ticks (default: the profile's, fast 0.25, live 0.5)",
     )
     parser.add_argument(
         "--smd-expiry",
-        type=float,
+        type=positive_float,
         default=600.0,
         metavar="SECONDS",
         help="smd streams end this long after the last smd (default: 600)",
@@ -88,18 +113,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help='smd answers "No accounts" until /iserver/accounts was called',
     )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop by itself after this many seconds",
-    )
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    add_duration(parser)
+    add_logging(parser)
 
 
 def build(args: argparse.Namespace) -> GatewaySimulator:
     """The simulator the parsed options describe (not started)."""
+    try:
+        from rxibkr.sim.server import GatewaySimulator
+    except ImportError as exc:
+        raise CliError(
+            f"the simulator needs the 'sim' extra ({exc.name} is missing): "
+            'python -m pip install -e ".[sim]"',
+            EXIT_USAGE,
+        ) from exc
     allowed = tuple(args.allow) if args.allow else ("127.0.0.1", "::1")
     return GatewaySimulator(
         profile=args.profile,
@@ -124,13 +151,16 @@ def build(args: argparse.Namespace) -> GatewaySimulator:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args)
     sim = build(args)
-    sim.start()
+    stop: signals.Stopped | None = None
     try:
+        with signals.deferred():  # a signal now waits until the simulator can be stopped
+            try:
+                sim.start()
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise CliError(f"cannot listen on {args.host}:{args.port}: {reason}", EXIT_CONNECT) from None
         out = sys.stdout
         greeting = "on" if sim.config.greeting else "off"
         out.write(
@@ -143,14 +173,13 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"Account:    {sim.account}\n")
         out.write("Press Ctrl-C to stop.\n")
         out.flush()
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        idle = threading.Event()
-        while deadline is None or time.monotonic() < deadline:
-            idle.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-    except KeyboardInterrupt:
-        pass
+        threading.Event().wait(args.duration)  # never set: a wait that a signal ends
+    except KeyboardInterrupt as exc:
+        stop = exc if isinstance(exc, signals.Stopped) else signals.Stopped("SIGINT")
     finally:
-        sim.stop()
-    sys.stdout.write("simulator stopped\n")
+        signals.stopping()
+        sim.stop()  # closes every socket and removes the temporary CA directory
+    how = "" if stop is None else f" ({stop.reason})"
+    sys.stdout.write(f"simulator stopped{how}\n")
     sys.stdout.flush()
-    return 0
+    return EXIT_OK if stop is None else stop.exit_code

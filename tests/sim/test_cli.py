@@ -15,11 +15,7 @@ import urllib3
 
 from rxibkr.cli import sim as cli
 
-RUN = (
-    "import sys; from rxibkr.cli import sim as cli; "
-    "p = __import__('argparse').ArgumentParser(); cli.configure(p); "
-    "sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
-)
+RUN = [sys.executable, "-m", "rxibkr", "sim"]
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -71,6 +67,9 @@ def test_profile_and_fidelity_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.build(parse("--profile", "live", "--md-interval", "0.1")).config.md_interval == 0.1
     with pytest.raises(SystemExit):
         parse("--profile", "slow")
+    from rxibkr.sim.config import PROFILES
+
+    assert cli.PROFILE_NAMES == tuple(sorted(PROFILES))  # the option's choices, named without importing
 
 
 def read_banner(proc: subprocess.Popen[str], timeout: float = 10.0) -> dict[str, str]:
@@ -91,7 +90,8 @@ def read_banner(proc: subprocess.Popen[str], timeout: float = 10.0) -> dict[str,
 
 @pytest.mark.parametrize("tls", [True, False])
 def test_run_prints_urls_and_stops_on_ctrl_c(tls: bool) -> None:
-    argv = [sys.executable, "-c", RUN, "--port", "0", "--seed", "5", "--heartbeat-interval", "1"]
+    """Ctrl-C exits 130 (interrupted) after a clean stop: CA removed."""
+    argv = [*RUN, "--port", "0", "--seed", "5", "--heartbeat-interval", "1"]
     if not tls:
         argv.append("--no-tls")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -110,8 +110,8 @@ def test_run_prints_urls_and_stops_on_ctrl_c(tls: bool) -> None:
         assert http.request("GET", banner["REST URL"] + "/tickle").json()["session"] == banner["Session id"]
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert "simulator stopped" in out
+        assert proc.returncode == 130, err  # Ctrl-C: interrupted, after a clean stop
+        assert "simulator stopped (interrupted)" in out and "Traceback" not in err
         if tls:
             assert not os.path.exists(banner["CA cert"])
     finally:
@@ -121,8 +121,9 @@ def test_run_prints_urls_and_stops_on_ctrl_c(tls: bool) -> None:
 
 
 def test_run_with_duration_returns_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    args = parse("--port", "0", "--no-tls", "--duration", "0.1")
-    assert cli.run(args) == 0
+    from rxibkr.cli.main import main
+
+    assert main(["sim", "--port", "0", "--no-tls", "--duration", "0.1"]) == 0
     out = capsys.readouterr().out
     assert "WS URL:     ws://127.0.0.1:" in out and "simulator stopped" in out
 

@@ -91,7 +91,9 @@ def test_record_reports_an_unreachable_gateway(tmp_path: Path, capsys: pytest.Ca
             "265598",
         ]
     )
-    assert code == 1 and "no session confirmed" in capsys.readouterr().err
+    assert code == 3 and "cannot connect to ws://127.0.0.1:1/v1/api/ws: connection refused" in (
+        capsys.readouterr().err
+    )
 
 
 def test_record_symbols_to_parquet_then_export(
