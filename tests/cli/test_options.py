@@ -20,8 +20,8 @@ GATEWAY = [
     "--oauth2",
     "--oauth-config",
 ]
-GATEWAY_COMMANDS = ["demo", "record"]
-PENDING = {"serve"}  # takes --url but builds its options itself until rxibkr/cli/serve.py uses add_gateway
+GATEWAY_COMMANDS = ["demo", "record", "serve"]
+PENDING: set[str] = set()  # every command with --url takes the shared gateway options
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
