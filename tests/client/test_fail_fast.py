@@ -55,3 +55,40 @@ def test_an_unknown_host_fails_start_at_once(host: str) -> None:
     started, elapsed = timed_start(client)
     assert started is False and elapsed < 3.0
     assert client.last_error is not None and client.last_error.kind is ErrorKind.CONNECTION_ERROR
+
+
+def test_a_gateway_refusal_fails_the_subscription_at_once_without_resending() -> None:
+    with GatewaySimulator(heartbeat_interval=0.5) as sim:
+        client = IbkrWsClient(url=sim.ws_url, cacert=sim.cacert, subscription_timeout=0.5, **FAST)
+        try:
+            assert client.start()
+            t0 = time.monotonic()
+            sub = client.subscribe("md+999999999", {"fields": ["31"]})  # an unknown conid: refused
+            assert sub.status.value == "failed" and time.monotonic() - t0 < 1.0
+            assert client.last_error is not None and client.last_error.kind is ErrorKind.SUBSCRIPTION_FAILED
+            assert "refused by the gateway" in client.last_error.message
+            time.sleep(1.2)  # two subscription timeouts: a retry would have gone out by now
+            sent = [t for _c, t in sim.received_frames() if t.startswith("smd+999999999")]
+            assert len(sent) == 1
+        finally:
+            client.shutdown()
+
+
+def test_a_gateway_without_a_greeting_is_usable() -> None:
+    """Live gateways on some days send no system/act/sts at all: start() still succeeds, data
+    flows, and check_health() is True after the first heartbeat."""
+    with GatewaySimulator(greeting=False, heartbeat_interval=0.5, md_interval=0.05) as sim:
+        client = IbkrWsClient(
+            url=sim.ws_url, cacert=sim.cacert, ping_interval=0.5, max_ping_interval=3, **FAST
+        )
+        try:
+            got: list[Any] = []
+            client.market_data(265598).subscribe(got.append)
+            assert client.start() is True
+            deadline = time.monotonic() + 5
+            while len(got) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(got) >= 3
+            assert client.check_health() is True
+        finally:
+            client.shutdown()
