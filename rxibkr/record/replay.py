@@ -37,7 +37,8 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SentFrame:
-    """A frame the client sent into a replay: when (scheduler seconds), on which connection, what."""
+    """A frame the client sent into a replay or a fake transport: when (scheduler seconds), on which
+    connection, what."""
 
     time: float
     connection: int

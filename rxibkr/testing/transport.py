@@ -35,27 +35,13 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.observable.marbles import tokens as _MARBLE_TOKENS
 
 from rxibkr.io.transport import ConnectionClosedError, ConnectOptions, TransportListener
-from rxibkr.protocol.requests import ClientRequest, parse_request
+from rxibkr.record.replay import SentFrame  # one class for what a fake or a replay was sent
 from rxibkr.testing import frames as _frames
 from rxibkr.testing.scheduler import scheduler_seconds
 
 _LOGGER = logging.getLogger(__name__)
 
 FrameLike = bytes | str | Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class SentFrame:
-    """A frame the client sent: when (scheduler seconds), on which connection, what."""
-
-    time: float
-    connection: int
-    text: str
-
-    @property
-    def request(self) -> ClientRequest:
-        """The frame parsed (``rxibkr.protocol.parse_request``); ValueError if it is not a request."""
-        return parse_request(self.text)
 
 
 @dataclass(frozen=True, slots=True)
