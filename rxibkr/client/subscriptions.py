@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reactivex import abc
 from reactivex.disposable import Disposable
@@ -20,8 +20,11 @@ from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
 from rxibkr.session.events import SubscriptionStatus
 from rxibkr.session.registry import split_channel, union_data
 
-if TYPE_CHECKING:
-    from rxibkr.client.core import IbkrWsClient
+
+class _Owner(Protocol):
+    """The client a handle belongs to (``IbkrWsClient``, or ``rxibkr.remote.RemoteClient``)."""
+
+    def _release(self, handle: Subscription) -> None: ...
 
 
 class SubscriptionState:
@@ -119,7 +122,7 @@ class Subscription(abc.DisposableBase):
 
     __slots__ = ("__weakref__", "_client", "_listeners", "_released", "server")
 
-    def __init__(self, client: IbkrWsClient, server: SubscriptionState) -> None:
+    def __init__(self, client: _Owner, server: SubscriptionState) -> None:
         self._client = client
         self.server = server
         self._released = False

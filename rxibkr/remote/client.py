@@ -40,8 +40,8 @@ from reactivex.scheduler import EventLoopScheduler
 
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.client.subjects import HotSubject, StateSubject
-from rxibkr.client.subscriptions import SubscriptionStatus, split_channel
-from rxibkr.protocol import IbkrWsKey, Message, MessageKind, decode
+from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
+from rxibkr.protocol import IbkrSubscriptionProcessor, IbkrWsKey, Message, MessageKind, decode
 from rxibkr.remote._layout import (
     DEFAULT_LEASE_TTL,
     DEFAULT_PREFIX,
@@ -91,123 +91,22 @@ class MessageGap:
     """How many entries are missing (at least; across a serve restart only the new run's are known)."""
 
 
-class RemoteSubscriptionState:
-    """One channel of a :class:`RemoteClient`, shared by its handles (as the local client's
-    ``SubscriptionState``). Its status mirrors the gateway's, as serve reports it."""
+RemoteSubscriptionState = SubscriptionState
+"""One channel of a :class:`RemoteClient`, shared by its handles: the local client's class."""
 
-    def __init__(self, channel: str, data: dict[str, Any] | None) -> None:
-        self.key, self.match_channel = split_channel(channel)
-        self.channel = channel
-        self.data = data
-        self.handles: list[RemoteSubscription] = []
-        self._status = SubscriptionStatus.PENDING
-        self._settled = threading.Event()
-        self._listeners: list[Callable[[SubscriptionStatus], None]] = []
+RemoteSubscription = Subscription
+"""A handle on one channel of a :class:`RemoteClient` (the local client's class): handles on one
+channel share it; disposing the last one releases the channel from this client's lease, and serve
+unsubscribes at the gateway when no consumer holds it any more. Truthy iff the gateway confirmed it."""
 
-    @property
-    def status(self) -> SubscriptionStatus:
-        return self._status
-
-    @property
-    def active(self) -> bool:
-        return self._status is SubscriptionStatus.ACTIVE
-
-    def __bool__(self) -> bool:
-        return self.active
-
-    def __repr__(self) -> str:
-        return f"RemoteSubscriptionState({self.channel!r}, {self._status.value}, handles={len(self.handles)})"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._settled.wait(timeout)
-        return self.active
-
-    def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return Disposable(remove)
-
-    def set_status(self, status: SubscriptionStatus) -> None:
-        if status is self._status:
-            return
-        self._status = status
-        if status is SubscriptionStatus.PENDING:
-            self._settled.clear()
-        else:
-            self._settled.set()
-        for listener in tuple(self._listeners):
-            try:
-                listener(status)
-            except Exception:
-                _LOGGER.exception("a subscription status listener raised")
+_PROCESSOR = IbkrSubscriptionProcessor()
 
 
-class RemoteSubscription(abc.DisposableBase):
-    """A handle on one channel of a :class:`RemoteClient` (as ``IbkrWsClient.subscribe`` returns):
-    handles on one channel share it; disposing the last one releases the channel from this client's
-    lease, and serve unsubscribes at the gateway when no consumer holds it any more. Truthy iff the
-    gateway confirmed it."""
-
-    __slots__ = ("_client", "_listeners", "_released", "server")
-
-    def __init__(self, client: RemoteClient, server: RemoteSubscriptionState) -> None:
-        self._client = client
-        self.server = server
-        self._released = False
-        self._listeners: list[tuple[Callable[[SubscriptionStatus], None], abc.DisposableBase]] = []
-
-    @property
-    def channel(self) -> str:
-        return self.server.channel
-
-    @property
-    def key(self) -> IbkrWsKey:
-        return self.server.key
-
-    @property
-    def data(self) -> dict[str, Any] | None:
-        return self.server.data
-
-    @property
-    def status(self) -> SubscriptionStatus:
-        return SubscriptionStatus.UNSUBSCRIBED if self._released else self.server.status
-
-    @property
-    def active(self) -> bool:
-        return self.status is SubscriptionStatus.ACTIVE
-
-    def __bool__(self) -> bool:
-        return self.active
-
-    def __repr__(self) -> str:
-        return f"RemoteSubscription({self.channel!r}, {self.status.value})"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until serve reports the channel confirmed or failed (at most ``timeout`` s)."""
-        if self._released:
-            return False
-        self.server.wait(timeout)
-        return self.active
-
-    def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
-        remover = self.server.on_status(listener)
-        entry = (listener, remover)
-        self._listeners.append(entry)
-
-        def remove() -> None:
-            remover.dispose()
-            if entry in self._listeners:
-                self._listeners.remove(entry)
-
-        return Disposable(remove)
-
-    def dispose(self) -> None:
-        if not self._released:
-            self._client._release(self)
+def _set_status(state: SubscriptionState, status: SubscriptionStatus) -> None:
+    try:
+        state.set_status(status)
+    except Exception:  # a user's status listener: it must not stop the reader
+        _LOGGER.exception("a subscription status listener raised")
 
 
 def _bulk(data: bytes) -> bytes:
@@ -437,12 +336,12 @@ class RemoteClient:
             state = self._subs.get(channel)
             new = state is None
             if state is None:
-                state = self._subs[channel] = RemoteSubscriptionState(channel, data)
+                state = self._subs[channel] = SubscriptionState(channel, data, True, _PROCESSOR)
                 self._ops.append(("add", channel))
-            changed = new or state.data != data
-            state.data = data
-            handle = RemoteSubscription(self, state)
-            state.handles.append(handle)
+            before = state.data
+            handle = Subscription(self, state)
+            state.add_request(handle, data)  # market data: the union of this client's requests
+            changed = new or state.data != before
         if changed:
             self._scheduler.schedule(lambda *_: self._write_lease())
         if self._should_wait(wait) and state.status is SubscriptionStatus.PENDING:
@@ -458,19 +357,16 @@ class RemoteClient:
             handle.dispose()
         return bool(handles)
 
-    def _release(self, handle: RemoteSubscription) -> None:
+    def _release(self, handle: Subscription) -> None:
         with self._lock:
-            if handle._released:
+            if not handle.mark_released():
                 return
-            handle._released = True
             state = handle.server
-            if handle in state.handles:
-                state.handles.remove(handle)
-            last = not state.handles and self._subs.get(state.channel) is state
+            last = state.remove_request(handle) and self._subs.get(state.channel) is state
             if last:
                 del self._subs[state.channel]
                 self._ops.append(("remove", state.channel))
-            listeners, handle._listeners = handle._listeners, []
+            listeners = handle.take_listeners()
         for listener, remover in listeners:
             remover.dispose()
             try:
@@ -605,8 +501,8 @@ class RemoteClient:
             self._subs.clear()
         for state in states:
             for handle in list(state.handles):
-                handle._released = True
-            state.set_status(SubscriptionStatus.UNSUBSCRIBED)
+                handle.mark_released()
+            _set_status(state, SubscriptionStatus.UNSUBSCRIBED)
         if self._state.value is not ConnectionState.STOPPED:  # never started, or the goodbye timed out
             self._state.on_next(ConnectionState.STOPPED)
         self._scheduler.dispose()
@@ -844,7 +740,7 @@ class RemoteClient:
                 self._subjects[IbkrWsKey.MARKET_DATA].on_next(decode(dumps(frame)))
         state = self._subs.get(channel)
         if status is not None and state is not None:
-            state.set_status(_STATUSES.get(status.decode(), SubscriptionStatus.PENDING))
+            _set_status(state, _STATUSES.get(status.decode(), SubscriptionStatus.PENDING))
 
     def _deliver(self, stream: str, entries: list[list[Any]]) -> None:
         """Entries as Redis sends them: ``[id, [field, value, ...]]``."""
@@ -905,7 +801,7 @@ class RemoteClient:
             self._on_control(apply)
             if kind == "stop":
                 for sub in self.subscriptions.values():
-                    sub.set_status(SubscriptionStatus.PENDING)
+                    _set_status(sub, SubscriptionStatus.PENDING)
         elif kind == "sub":
             channel = fields.get(b"c", b"").decode()
             wanted = self._subs.get(channel)
@@ -913,7 +809,7 @@ class RemoteClient:
                 status = _STATUSES.get(value, SubscriptionStatus.PENDING)
                 if status is SubscriptionStatus.UNSUBSCRIBED:  # still wanted here: the lease brings it back
                     status = SubscriptionStatus.PENDING
-                wanted.set_status(status)
+                _set_status(wanted, status)
         elif kind == "error":
             code = fields.get(b"k", b"").decode()
             self._report(_KINDS.get(code, ErrorKind.GATEWAY_ERROR), fields.get(b"m", b"").decode())
