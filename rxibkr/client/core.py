@@ -23,10 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-import reactivex
 from reactivex import Observable, abc
-from reactivex import operators as ops
-from reactivex.disposable import Disposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
 from rxibkr.auth import oauth_client_options
@@ -36,7 +33,13 @@ from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.client.queues import IbindQueues, QueueAccessor, QueueController, queued_keys
 from rxibkr.client.scheduler import ControlScheduler
 from rxibkr.client.subjects import HotSubject, StateSubject
-from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
+from rxibkr.client.subscriptions import (
+    Subscription,
+    SubscriptionState,
+    SubscriptionStatus,
+    channel_stream,
+    split_channel,
+)
 from rxibkr.io.failures import classify_connect_error
 from rxibkr.io.rest import IbkrSession, SessionError, session_id_from_tickle
 from rxibkr.io.tls import TlsPolicy, describe_tls_failure
@@ -389,28 +392,8 @@ class IbkrWsClient:
         The first observer sends the subscribe payload; observers in between share that server
         subscription; the last disposal sends the unsubscribe payload.
         """
-        key, match = split_channel(channel)
-        topic = "s" + match
-        source = self._subjects[key]
-
-        def matches(message: Message) -> bool:
-            t = message.topic
-            return message.kind is _DATA and t is not None and (t == topic or t.startswith(topic + "+"))
-
-        def subscribe(
-            observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            inner = source.pipe(ops.filter(matches)).subscribe(observer, scheduler=scheduler)
-            handle = self.subscribe(channel, data, wait=False)  # one handle per observer
-
-            def release() -> None:
-                inner.dispose()
-                if not self._shut_down:
-                    handle.dispose()  # the last handle on the channel sends the unsubscribe
-
-            return Disposable(release)
-
-        return reactivex.create(subscribe)
+        key, _ = split_channel(channel)
+        return channel_stream(self._subjects[key], lambda: self.subscribe(channel, data, wait=False), channel)
 
     # =============================================================================================
     # seed API: lifecycle

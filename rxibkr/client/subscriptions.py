@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reactivex import abc
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
-from rxibkr.protocol import IbkrWsKey, SubscriptionProcessor
+from rxibkr.protocol import IbkrWsKey, Message, MessageKind, SubscriptionProcessor
 from rxibkr.session.events import SubscriptionStatus
 from rxibkr.session.registry import split_channel, union_data
 
@@ -200,4 +202,35 @@ class Subscription(abc.DisposableBase):
         return listeners
 
 
-__all__ = ["Subscription", "SubscriptionState", "SubscriptionStatus", "split_channel"]
+def channel_stream(
+    source: Observable[Message],
+    subscribe: Callable[[], abc.DisposableBase],
+    channel: str,
+) -> Observable[Message]:
+    """The data messages of ``channel`` from its key's ``source``, cold and reference-counted: each
+    observer takes a handle (``subscribe()``), whose release (the last one sends the unsubscribe)
+    comes with the observer's disposal. ``IbkrWsClient.channel`` and ``RemoteClient.channel``."""
+    topic = "s" + split_channel(channel)[1]
+    prefix = topic + "+"
+    data_kind = MessageKind.DATA
+
+    def matches(message: Message) -> bool:
+        t = message.topic
+        return message.kind is data_kind and t is not None and (t == topic or t.startswith(prefix))
+
+    def on_subscribe(
+        observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        inner = source.pipe(ops.filter(matches)).subscribe(observer, scheduler=scheduler)
+        handle = subscribe()  # one handle per observer
+
+        def release() -> None:
+            inner.dispose()
+            handle.dispose()
+
+        return Disposable(release)
+
+    return reactivex.create(on_subscribe)
+
+
+__all__ = ["Subscription", "SubscriptionState", "SubscriptionStatus", "channel_stream", "split_channel"]

@@ -33,14 +33,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
 from rxibkr.client.subjects import HotSubject, StateSubject
-from rxibkr.client.subscriptions import Subscription, SubscriptionState, SubscriptionStatus, split_channel
+from rxibkr.client.subscriptions import (
+    Subscription,
+    SubscriptionState,
+    SubscriptionStatus,
+    channel_stream,
+    split_channel,
+)
 from rxibkr.protocol import IbkrSubscriptionProcessor, IbkrWsKey, Message, MessageKind, decode
 from rxibkr.remote._layout import (
     DEFAULT_LEASE_TTL,
@@ -250,27 +254,8 @@ class RemoteClient:
 
     def channel(self, channel: str, data: dict[str, Any] | None = None) -> Observable[Message]:
         """The data messages of one channel, cold and reference-counted (as ``IbkrWsClient.channel``)."""
-        key, match = split_channel(channel)
-        topic = "s" + match
-        source = self._subjects[key]
-
-        def matches(message: Message) -> bool:
-            t = message.topic
-            return message.kind is _DATA and t is not None and (t == topic or t.startswith(topic + "+"))
-
-        def subscribe(
-            observer: abc.ObserverBase[Message], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            inner = source.pipe(reactivex.operators.filter(matches)).subscribe(observer, scheduler=scheduler)
-            handle = self.subscribe(channel, data, wait=False)
-
-            def release() -> None:
-                inner.dispose()
-                handle.dispose()
-
-            return Disposable(release)
-
-        return reactivex.create(subscribe)
+        key, _ = split_channel(channel)
+        return channel_stream(self._subjects[key], lambda: self.subscribe(channel, data, wait=False), channel)
 
     # =============================================================================================
     # the surface the typed streams use
