@@ -32,7 +32,7 @@ def test_quick_run_prints_the_table_and_every_row_has_a_number(tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
-    assert "x ceiling" in table and "firehose write rate" in table
+    assert "x limit" in table and "firehose write rate" in table
 
     results = json.loads(out_file.read_text(encoding="utf-8"))
     assert results["server_write_rate"] > 0
