@@ -47,10 +47,12 @@ from rxibkr.streams.models import (
     Notification,
     OrderUpdate,
     PnlRow,
+    Quote,
     SummaryItem,
     _args_items,
     _conid_of,
     _int,
+    new_quote,
     new_update,
 )
 from rxibkr.streams.operators import ExecutionLog, OrderBook
@@ -117,9 +119,10 @@ def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] |
 
 
 class _Entry(Generic[T]):
-    """One observer of a hub, with its own filter and options."""
+    """One observer of a hub, with its own filter and options (``quotes``: a market-data observer
+    that receives merged :class:`Quote` values, ``market_data(c).pipe(snapshots())`` fused)."""
 
-    __slots__ = ("accept", "observer", "options")
+    __slots__ = ("accept", "observer", "options", "quotes")
 
     def __init__(
         self, observer: abc.ObserverBase[T], accept: Callable[[T], bool] | None, options: Mapping[str, Any]
@@ -127,6 +130,7 @@ class _Entry(Generic[T]):
         self.observer = observer
         self.accept = accept
         self.options = options
+        self.quotes = bool(options.get("quotes"))
 
 
 class _Hub(Generic[T]):
@@ -141,6 +145,22 @@ class _Hub(Generic[T]):
     """
 
     KEY: IbkrWsKey
+
+    __slots__ = (
+        "__weakref__",
+        "channel",
+        "closed",
+        "data",
+        "delivering",
+        "entries",
+        "lock",
+        "outbox",
+        "route",
+        "sent",
+        "streams",
+        "sub",
+        "wants",
+    )  # fmt: skip
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         self.streams = streams
@@ -172,6 +192,12 @@ class _Hub(Generic[T]):
     def replay(self, entry: _Entry[T]) -> Iterable[T]:
         """What a late observer receives first."""
         return ()
+
+    def added(self, entry: _Entry[T]) -> None:
+        """``entry`` joined ``entries`` (lock held, before its replay is taken)."""
+
+    def removed(self, entry: _Entry[T]) -> None:
+        """``entry`` left ``entries`` (lock held)."""
 
     def on_attach(self, entry: _Entry[T], first: bool) -> None:
         """An observer was attached (``first``: the hub's first; the subscribe is sent next)."""
@@ -277,7 +303,15 @@ class TypedStreams:
         """
         cid = _conid(conid)
         ids = _field_ids(fields)
-        return self._stream(f"md+{cid}", IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids)
+        channel = f"md+{cid}"
+        stream = self._stream(channel, IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids)
+
+        def quotes() -> Observable[Quote]:
+            """This stream piped through ``operators.snapshots()``, fused: the hub merges once."""
+            return self._stream(channel, IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids, quotes=True)
+
+        stream._rxibkr_quotes = quotes  # type: ignore[attr-defined]  # see operators.snapshots
+        return stream
 
     def market_history(
         self,
@@ -482,14 +516,7 @@ class TypedStreams:
             except BaseException:
                 self._detach(hub, token, entry)
                 raise
-            detached = threading.Event()
-
-            def dispose() -> None:
-                if not detached.is_set():
-                    detached.set()
-                    self._detach(hub, token, entry)
-
-            return Disposable(dispose)
+            return Disposable(lambda: self._detach(hub, token, entry))  # Disposable runs it once
 
         return reactivex.create(subscribe)
 
@@ -525,6 +552,7 @@ class TypedStreams:
         try:
             with hub.lock:
                 hub.entries = (*hub.entries, entry)
+                hub.added(entry)
                 replay = list(hub.replay(entry)) if not first else []
                 must_deliver = hub.enqueue((entry,), replay) if replay else False
             if must_deliver:
@@ -537,7 +565,9 @@ class TypedStreams:
 
     def _detach(self, hub: _Hub[Any], token: object, entry: _Entry[Any]) -> None:
         with hub.lock:
-            hub.entries = tuple(e for e in hub.entries if e is not entry)
+            if entry in hub.entries:
+                hub.entries = tuple(e for e in hub.entries if e is not entry)
+                hub.removed(entry)
         with self._lock:
             if token not in hub.wants:
                 return
@@ -695,14 +725,25 @@ _ROUTERS: dict[IbkrWsKey, Callable[[Message], Any]] = {
 
 
 class _MarketDataHub(_Hub[MarketDataUpdate]):
-    """``smd`` of one conid: field union, duplicate first update, merged fields for late observers."""
+    """``smd`` of one conid: field union, duplicate first update, merged fields for late observers.
+
+    The merged state is kept once, here: observers of ``market_data(c).pipe(snapshots())`` (entries
+    with ``quotes``) receive a :class:`Quote` built on it (the fused ``snapshots()``; the same values
+    as the operator would build), the others the :class:`MarketDataUpdate`. While quotes are handed
+    out the state is replaced on each update, never changed in place (a quote keeps its dict).
+    """
 
     KEY = IbkrWsKey.MARKET_DATA
+
+    __slots__ = ("latest", "quote", "quoting", "shared", "state")
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
         self.state: dict[str, Any] = {}
+        self.shared = False  # self.state is held by a quote: copy before changing it
+        self.quoting = 0  # how many entries want quotes
         self.latest: MarketDataUpdate | None = None
+        self.quote: Quote | None = None  # the latest quote (while anyone wants quotes)
 
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
         if data is None:
@@ -710,6 +751,16 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         fields: list[str] = data["fields"]
         extra = [f for f in want if f not in fields]
         return {"fields": fields + extra} if extra else data
+
+    def added(self, entry: _Entry[MarketDataUpdate]) -> None:
+        if entry.quotes:
+            self.quoting += 1
+
+    def removed(self, entry: _Entry[MarketDataUpdate]) -> None:
+        if entry.quotes:
+            self.quoting -= 1
+            if not self.quoting:
+                self.quote = None
 
     def on_message(self, message: Message) -> None:
         data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
@@ -722,16 +773,27 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
             if latest is not None and updated == latest.updated and data == latest.data:
                 self.streams.duplicates_dropped += 1
                 return
-            update = new_update(self.route, updated, data, message)
-            self.state.update(data)
+            conid = self.route
+            update = new_update(conid, updated, data, message)
             self.latest = update
+            if self.quoting:
+                state = self.state = {**self.state, **data}  # merged once, for every quote observer
+                self.shared = True
+                quote: Quote | None = new_quote(conid, updated, state, update)
+                self.quote = quote
+            else:
+                if self.shared:
+                    self.state = dict(self.state)
+                    self.shared = False
+                self.state.update(data)
+                quote = None
             entries = self.entries
             if not self.delivering and len(entries) == 1 and entries[0].accept is None:
                 # the common case, one observer and nobody delivering: deliver it directly
                 self.delivering = True
-                single = entries[0].observer
+                single = entries[0]
             else:
-                self.outbox.append((entries, (update,)))
+                self.outbox.append((entries, ((update, quote),)))
                 if self.delivering:
                     return
                 self.delivering = True
@@ -741,7 +803,7 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
             return
         error: Exception | None = None
         try:
-            single.on_next(update)
+            single.observer.on_next(quote if single.quotes else update)  # type: ignore[arg-type]
         except Exception as exc:
             error = exc
         with self.lock:
@@ -753,11 +815,25 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         if error is not None:
             raise error
 
-    def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[MarketDataUpdate]:
+    def send(self, entry: _Entry[MarketDataUpdate], value: Any) -> None:
+        update, quote = value
+        if entry.quotes:
+            if quote is None:  # an update queued before this observer's replay: it is in the replay
+                return
+            entry.observer.on_next(quote)
+        else:
+            entry.observer.on_next(update)
+
+    def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[Any]:
         latest = self.latest
         if latest is None:
             return ()
-        return (MarketDataUpdate(self.route, latest.updated, dict(self.state), latest.message),)
+        update = MarketDataUpdate(self.route, latest.updated, dict(self.state), latest.message)
+        quote = None
+        if entry.quotes:
+            self.shared = True
+            quote = new_quote(self.route, latest.updated, self.state, update)
+        return ((update, quote),)
 
 
 class _HistoryHub(_Hub[Any]):

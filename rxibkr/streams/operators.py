@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import reactivex
 from reactivex import Observable, abc
@@ -101,6 +101,10 @@ def snapshots() -> Callable[[Observable[MarketDataUpdate]], Observable[Quote]]:
     """
 
     def operator(source: Observable[MarketDataUpdate]) -> Observable[Quote]:
+        fused = getattr(source, "_rxibkr_quotes", None)
+        if fused is not None:  # client.market_data(c): its hub merges once and emits the quotes
+            return cast(Observable[Quote], fused())
+
         def subscribe(
             observer: abc.ObserverBase[Quote], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
