@@ -37,6 +37,7 @@ from rxibkr.streams.models import (
     _args_items,
     _int,
     _price_of,
+    field_value,
     new_quote,
 )
 
@@ -187,9 +188,9 @@ def _field_getter(field: str) -> Callable[[Any], Any]:
         if isinstance(item, Quote):
             if field in _QUOTE_PROPERTIES:
                 return getattr(item, field)
-            return item.fields.get(name, _MISSING)
+            return field_value(item.data, name, _MISSING)  # that field only, not the whole quote
         if isinstance(item, MarketDataUpdate):
-            return item.fields.get(name, _MISSING)
+            return field_value(item.data, name, _MISSING)
         if isinstance(item, Mapping):
             return item.get(field, item.get(name, _MISSING))
         return getattr(item, field, _MISSING)
