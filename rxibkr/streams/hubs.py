@@ -1001,30 +1001,48 @@ class _TradesHub(_Hub[Execution]):
         return self.log.current()
 
 
-class _PnlHub(_Hub[PnlRow]):
-    KEY = IbkrWsKey.PNL
+class _KeyedHub(_Hub[T]):
+    """A hub whose state is one row per key, each new row merged with the previous one of its key,
+    every known row replayed to a late observer: ``spl`` (P&L), ``ssd`` (summary), ``sld`` (ledger).
+    A subclass says where a frame's rows are (:meth:`items`) and how a row is made (:meth:`make`)."""
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
-        self.rows: dict[str, PnlRow] = {}
+        self.rows: dict[str, T] = {}
 
-    def process(self, message: Message) -> list[PnlRow]:
-        args = message.args
-        if not isinstance(args, Mapping):
-            return []
-        out: list[PnlRow] = []
-        for key, values in args.items():
-            if not isinstance(values, Mapping):
+    def items(self, message: Message) -> Iterable[tuple[Any, Any]]:
+        """(key, raw row) pairs of one frame; a pair with a key that is not a str is skipped."""
+        return ()
+
+    def make(self, key: str, obj: Mapping[str, Any], previous: T | None) -> T | None:
+        """The typed row (None: skip it)."""
+        return None
+
+    def process(self, message: Message) -> list[T]:
+        out: list[T] = []
+        rows = self.rows
+        for key, obj in self.items(message):
+            if not isinstance(key, str) or not isinstance(obj, Mapping):
                 continue
-            previous = self.rows.get(key)
-            merged = {**previous.fields, **values} if previous is not None else dict(values)
-            row = PnlRow(str(key), merged)
-            self.rows[key] = row
-            out.append(row)
+            row = self.make(key, obj, rows.get(key))
+            if row is not None:
+                rows[key] = row
+                out.append(row)
         return out
 
-    def replay(self, entry: _Entry[PnlRow]) -> Iterable[PnlRow]:
+    def replay(self, entry: _Entry[T]) -> Iterable[T]:
         return list(self.rows.values())
+
+
+class _PnlHub(_KeyedHub[PnlRow]):
+    KEY = IbkrWsKey.PNL
+
+    def items(self, message: Message) -> Iterable[tuple[Any, Any]]:
+        args = message.args
+        return args.items() if isinstance(args, Mapping) else ()
+
+    def make(self, key: str, obj: Mapping[str, Any], previous: PnlRow | None) -> PnlRow:
+        return PnlRow(key, {**previous.fields, **obj} if previous is not None else dict(obj))
 
 
 def _union(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | None:
@@ -1034,12 +1052,12 @@ def _union(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | 
     return list(dict.fromkeys([*old, *new]))
 
 
-class _SummaryHub(_Hub[SummaryItem]):
-    KEY = IbkrWsKey.ACCOUNT_SUMMARY
+def _result_items(message: Message) -> Iterable[tuple[Any, Any]]:
+    return ((obj.get("key"), obj) for obj in _args_items((message.data or {}).get("result")))
 
-    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
-        super().__init__(streams, channel, route)
-        self.items: dict[str, SummaryItem] = {}
+
+class _SummaryHub(_KeyedHub[SummaryItem]):
+    KEY = IbkrWsKey.ACCOUNT_SUMMARY
 
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
         keys, fields = want["keys"], want["fields"]
@@ -1053,46 +1071,21 @@ class _SummaryHub(_Hub[SummaryItem]):
             merged["fields"] = list(fields)
         return merged
 
-    def process(self, message: Message) -> list[SummaryItem]:
-        data = message.data or {}
-        account = str(self.route)
-        out: list[SummaryItem] = []
-        for obj in _args_items(data.get("result")):
-            item = SummaryItem.from_mapping(account, obj)
-            if item is not None:
-                self.items[item.key] = item
-                out.append(item)
-        return out
+    items = staticmethod(_result_items)  # type: ignore[assignment]
 
-    def replay(self, entry: _Entry[SummaryItem]) -> Iterable[SummaryItem]:
-        return list(self.items.values())
+    def make(self, key: str, obj: Mapping[str, Any], previous: SummaryItem | None) -> SummaryItem | None:
+        return SummaryItem.from_mapping(str(self.route), obj)  # the latest item replaces the previous
 
 
-class _LedgerHub(_Hub[LedgerRow]):
+class _LedgerHub(_KeyedHub[LedgerRow]):
     KEY = IbkrWsKey.ACCOUNT_LEDGER
 
-    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
-        super().__init__(streams, channel, route)
-        self.rows: dict[str, LedgerRow] = {}
+    items = staticmethod(_result_items)  # type: ignore[assignment]
 
-    def process(self, message: Message) -> list[LedgerRow]:
-        data = message.data or {}
-        account = str(self.route)
-        out: list[LedgerRow] = []
-        for obj in _args_items(data.get("result")):
-            key = obj.get("key")
-            if not isinstance(key, str):
-                continue
-            blank = all(k in ("key", "timestamp") for k in obj)
-            previous = self.rows.get(key)
-            merged = {**previous.fields, **obj} if previous is not None else dict(obj)
-            row = LedgerRow(account, key, merged, blank)
-            self.rows[key] = row
-            out.append(row)
-        return out
-
-    def replay(self, entry: _Entry[LedgerRow]) -> Iterable[LedgerRow]:
-        return list(self.rows.values())
+    def make(self, key: str, obj: Mapping[str, Any], previous: LedgerRow | None) -> LedgerRow:
+        blank = all(k in ("key", "timestamp") for k in obj)
+        merged = {**previous.fields, **obj} if previous is not None else dict(obj)
+        return LedgerRow(str(self.route), key, merged, blank)
 
 
 class _LadderHub(_Hub[Ladder]):
