@@ -801,19 +801,24 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         if single is None:
             self.deliver()
             return
-        error: Exception | None = None
         try:
             single.observer.on_next(quote if single.quotes else update)  # type: ignore[arg-type]
-        except Exception as exc:
-            error = exc
-        with self.lock:
-            more = bool(self.outbox)
-            if not more:
-                self.delivering = False
-        if more:
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Stop delivering after a direct delivery, without the lock in the common case: clear the
+        flag, then look at the outbox. Whoever queued meanwhile (under the lock) either saw the flag
+        still set (so the outbox is not empty here, and this delivers it) or saw it cleared and
+        delivers itself (then the flag is set again here, and this leaves it). One store and one
+        load, each atomic under the GIL, in this order."""
+        self.delivering = False
+        if self.outbox:
+            with self.lock:
+                if self.delivering or not self.outbox:
+                    return
+                self.delivering = True
             self.deliver()
-        if error is not None:
-            raise error
 
     def send(self, entry: _Entry[MarketDataUpdate], value: Any) -> None:
         update, quote = value

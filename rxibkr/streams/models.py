@@ -368,16 +368,31 @@ class Quote:
     @property
     def bid(self) -> float | None:
         """Bid price (field 84)."""
+        value = self.data.get("84")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "84")
 
     @property
     def ask(self) -> float | None:
         """Ask price (field 86)."""
+        value = self.data.get("86")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "86")
 
     @property
     def last(self) -> float | None:
         """Last price (field 31), without its ``C``/``H`` prefix (see ``is_close``, ``is_halted``)."""
+        value = self.data.get("31")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "31")
 
     @property
