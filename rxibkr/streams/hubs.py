@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -103,10 +102,10 @@ def _conid(conid: object) -> int:
     return int(rq.plain_conid("conid", conid))
 
 
-def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
+def _field_ids(fields: str | int | Iterable[str | int] | None) -> tuple[str, ...]:
     if fields is None:
-        return list(DEFAULT_FIELDS)
-    return list(dict.fromkeys(rq.field_ids(fields)))
+        return DEFAULT_FIELDS  # shared by every default subscription
+    return tuple(dict.fromkeys(rq.field_ids(fields)))
 
 
 def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -173,7 +172,8 @@ class _Hub(Generic[T]):
         self.sent: dict[str, Any] | None = None  # what was last given to client.subscribe
         self.sub: Subscription | None = None
         self.closed = False
-        self.outbox: deque[tuple[tuple[_Entry[T], ...], Sequence[Any]]] = deque()
+        # a list, not a deque: almost always empty, and an empty deque weighs 600 bytes more
+        self.outbox: list[tuple[tuple[_Entry[T], ...], Sequence[Any]]] = []
         self.delivering = False
 
     # -- wanted data (accumulates while the hub lives; see merge) ------------------------------------
@@ -236,7 +236,7 @@ class _Hub(Generic[T]):
                 if not outbox:
                     self.delivering = False
                     break
-                entries, values = outbox.popleft()
+                entries, values = outbox.pop(0)
             for value in values:
                 for entry in entries:
                     if entry.accept is not None and not entry.accept(value):
@@ -735,7 +735,7 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
 
     KEY = IbkrWsKey.MARKET_DATA
 
-    __slots__ = ("latest", "quote", "quoting", "shared", "state")
+    __slots__ = ("latest", "quoting", "shared", "state")
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
@@ -743,7 +743,6 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         self.shared = False  # self.state is held by a quote: copy before changing it
         self.quoting = 0  # how many entries want quotes
         self.latest: MarketDataUpdate | None = None
-        self.quote: Quote | None = None  # the latest quote (while anyone wants quotes)
 
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
         if data is None:
@@ -759,8 +758,6 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
     def removed(self, entry: _Entry[MarketDataUpdate]) -> None:
         if entry.quotes:
             self.quoting -= 1
-            if not self.quoting:
-                self.quote = None
 
     def on_message(self, message: Message) -> None:
         data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
@@ -780,7 +777,6 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
                 state = self.state = {**self.state, **data}  # merged once, for every quote observer
                 self.shared = True
                 quote: Quote | None = new_quote(conid, updated, state, update)
-                self.quote = quote
             else:
                 if self.shared:
                     self.state = dict(self.state)
