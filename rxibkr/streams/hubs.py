@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
+from reactivex.observer.autodetachobserver import AutoDetachObserver
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
 from rxibkr.client.subjects import HotSubject
@@ -121,7 +122,7 @@ class _Entry(Generic[T]):
     """One observer of a hub, with its own filter and options (``quotes``: a market-data observer
     that receives merged :class:`Quote` values, ``market_data(c).pipe(snapshots())`` fused)."""
 
-    __slots__ = ("accept", "observer", "options", "quotes")
+    __slots__ = ("accept", "call", "observer", "options", "quotes")
 
     def __init__(
         self, observer: abc.ObserverBase[T], accept: Callable[[T], bool] | None, options: Mapping[str, Any]
@@ -130,6 +131,10 @@ class _Entry(Generic[T]):
         self.accept = accept
         self.options = options
         self.quotes = bool(options.get("quotes"))
+        # the direct delivery calls the subscriber's own on_next, without reactivex's wrapper hop
+        # (AutoDetachObserver only checks that it was not stopped: a hub removes a disposed entry)
+        inner = getattr(observer, "_on_next", None) if type(observer) is AutoDetachObserver else None
+        self.call: Callable[[Any], None] = inner if callable(inner) else observer.on_next
 
 
 class _Hub(Generic[T]):
@@ -798,7 +803,7 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
             self.deliver()
             return
         try:
-            single.observer.on_next(quote if single.quotes else update)  # type: ignore[arg-type]
+            single.call(quote if single.quotes else update)
         finally:
             self.release()
 
