@@ -109,6 +109,43 @@ def measure(loops: int = 100, repeats: int = 11) -> dict[str, float]:
     return best
 
 
+def subscription_memory(n: int = 1000) -> dict[str, float]:
+    """Python heap (tracemalloc) per subscription, in KiB, over ``n`` conids: ``typed`` is
+    ``market_data(c).pipe(snapshots())`` with its state after two frames of each conid, ``plain``
+    is ``client.subscribe("md+c", needs_confirmation=False)``."""
+    import tracemalloc
+
+    frames = [f[4:] for f in fh.multi_conid_frames(n)]
+    results: dict[str, float] = {}
+    for kind in ("typed", "plain"):
+        client = IbkrWsClient(ibkr_client=_Tickle(), url="ws://127.0.0.1:9/v1/api/ws")
+        reader = _reader(client)
+        keep: list[Any] = []
+
+        def read(quote: Any) -> None:
+            return None
+
+        try:
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for conid in range(fh.CONID, fh.CONID + n):
+                if kind == "typed":
+                    keep.append(client.market_data(conid).pipe(operators.snapshots()).subscribe(read))
+                else:
+                    keep.append(client.subscribe(f"md+{conid}", needs_confirmation=False))
+            if kind == "typed":
+                for frame in frames[: 2 * n]:
+                    reader.on_frame(None, frame)
+            gc.collect()
+            results[kind] = (tracemalloc.get_traced_memory()[0] - before) / n / 1024
+        finally:
+            tracemalloc.stop()
+            client._reader = None
+            client.shutdown()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hotpath", description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -116,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(loops=10 if args.quick else 50, repeats=3 if args.quick else 9)
     for name, ns in results.items():
         print(f"{name:<10} {ns:8.0f} ns/frame  (+{ns - results['loads']:.0f} over loads)")
+    for kind, kib in subscription_memory(100 if args.quick else 1000).items():
+        print(f"{kind:<10} {kib:8.2f} KiB per subscription (Python heap)")
     return 0
 
 
