@@ -397,6 +397,15 @@ def streams_available() -> str | None:
     return None
 
 
+def _reading(count: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An observer of quotes that reads bid, ask and last (what a strategy does), then counts."""
+
+    def on_next(quote: Any) -> None:
+        count((quote.bid, quote.ask, quote.last))
+
+    return on_next
+
+
 def client_row(
     firehose: fh.FirehoseProcess, row: str, warm: int, n: int, ca: str | None = None, conids: int = 1000
 ) -> Sample:
@@ -416,8 +425,9 @@ def client_row(
             if market_data is None:
                 raise RuntimeError("no typed market_data stream")
             snapshots = _operators().snapshots
+            read = _reading(counter.on_next)
             for conid in range(CONID, CONID + conids):
-                keep.append(market_data(conid).pipe(snapshots()).subscribe(counter.on_next))
+                keep.append(market_data(conid).pipe(snapshots()).subscribe(read))
         elif row == "frames":
             keep.append(client.frames.subscribe(counter.on_next))
         elif row == "observe":
@@ -428,7 +438,7 @@ def client_row(
             if market_data is None:
                 raise RuntimeError("no typed market_data stream")
             stream = market_data(CONID).pipe(_operators().snapshots())
-            keep.append(stream.subscribe(counter.on_next))
+            keep.append(stream.subscribe(_reading(counter.on_next)))
         elif row == "queue":
             accessor = client.new_queue_accessor(MARKET_DATA)
 
@@ -470,6 +480,7 @@ def _paced_url(firehose: fh.FirehoseProcess, rate: int, total: int) -> str:
 
 def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int, variant: str = "client") -> Latency:
     """Paced frames stamped with ``time.time_ns()`` at send; the observer of ``observe(MARKET_DATA)``
+    (``variant="typed"``: of ``market_data(conid).pipe(snapshots())``, reading bid, ask and last)
     takes ``time.time_ns()`` first thing (same machine, same clock). The first ``warm`` are dropped."""
     total = warm + n
     result = Latency(rate=rate, variant=variant)
@@ -483,9 +494,22 @@ def latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int, variant:
         if len(delays) >= total:
             done.set()
 
+    def on_quote(quote: Any) -> None:
+        t = now()
+        quote.bid, quote.ask, quote.last  # noqa: B018  # what a strategy reads
+        delays.append(t - quote.data["_sent"])
+        if len(delays) >= total:
+            done.set()
+
     with connected_client(_paced_url(firehose, rate, total)) as client:
-        sub = client.observe(MARKET_DATA).subscribe(on_next)
-        client.subscribe(f"md+{CONID}", needs_confirmation=False)
+        if variant == "typed":
+            market_data = _market_data(client)
+            if market_data is None:
+                raise RuntimeError("no typed market_data stream")
+            sub = market_data(CONID).pipe(_operators().snapshots()).subscribe(on_quote)
+        else:
+            sub = client.observe(MARKET_DATA).subscribe(on_next)
+            client.subscribe(f"md+{CONID}", needs_confirmation=False)
         if not done.wait(total / rate * 2 + 10):
             result.error = f"saw {len(delays):,} of {total:,} frames"
         sub.dispose()

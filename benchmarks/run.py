@@ -1,22 +1,24 @@
-"""rxibkr against the ceiling its own transport imposes, in one run.
+"""rxibkr against Python's physical limit and its peers, in one run.
 
     python -m benchmarks.run [--quick] [--rows ROWS] [--json FILE]
     python benchmarks/run.py  ...
 
 Starts a loopback firehose in a child process (``benchmarks/firehose.py``), checks that it writes
-faster than websocket-client can read, then measures on the same frames:
+faster than any client can read, then measures on the same frames:
 
-1. ceiling: a bare websocket-client ``recv()`` loop + ``orjson.loads``
-   (1b, for reference: the same loop over ``recv_data_frame``, which rxibkr's reader calls);
+1. the limit: a raw socket, an own frame parser and ``orjson.loads`` (the reference, ratio 1.00);
+   P1-P6, the peers: picows, aiohttp, websockets, websocket-client, IBind 0.1.14 and 0.2.2
+   (``benchmarks/peers.py``);
 2. ``client.frames``; 3. ``client.observe(MARKET_DATA)``;
-4. ``client.market_data(conid).pipe(operators.snapshots())``;
+4. ``client.market_data(conid).pipe(operators.snapshots())``, the observer reading bid, ask, last;
    4b. the same with 1,000 conids at once (one typed stream each, the burst cycling over them);
 5. ``new_queue_accessor(MARKET_DATA)`` drained by another thread;
-6. latency from the server's send to ``on_next`` at 1,000 and 10,000 messages/s;
+6. latency from the server's send to ``on_next`` at 1,000 and 10,000 messages/s (both paths);
 7. RSS growth over a long burst through ``observe(MARKET_DATA)``, and subscription churn.
 
-Throughput rows are the median of ``--reps`` repetitions (rows interleaved, a fresh connection each).
-No thresholds are enforced: the targets are printed next to the numbers.
+Throughput rows are the median of ``--reps`` repetitions (rows interleaved, a fresh connection each),
+each consumer counting its deliveries. No thresholds are enforced: the targets are printed next to
+the numbers, on CPU us per message (wall-clock rates on a shared machine are noise).
 """
 
 from __future__ import annotations
@@ -37,22 +39,41 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks import firehose as fh
 from benchmarks import harness as h
+from benchmarks import peers
 from benchmarks.prototypes import PROTOTYPES
 
 THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
     # name: (number, label)
-    "ceiling": ("1", "ceiling: websocket-client recv() + orjson.loads"),
+    "ceiling": ("1", "limit: raw socket + own framing + orjson.loads"),
+    **{name: (f"P{i}", label) for i, (name, (label, _)) in enumerate(peers.PEERS.items(), 1)},
     "frames": ("2", "client.frames"),
     "observe": ("3", "client.observe(MARKET_DATA)"),
-    "snapshots": ("4", "market_data(conid).pipe(snapshots())"),
+    "snapshots": ("4", "market_data(c).pipe(snapshots()), reading bid/ask/last"),
     "conids": ("4b", "the same over 1,000 conids"),
     "queue": ("5", "new_queue_accessor(MARKET_DATA), other thread"),
 }
-ALL_ROWS = ("ceiling", "frames", "observe", "snapshots", "conids", "queue", "latency", "memory", "churn")
+PEER_ROWS = tuple(peers.PEERS)
+QUICK_PEERS = ("picows", "aiohttp", "websockets", "websocket-client")
+"""The peers of quick mode (IBind's clients start slowly in their child processes)."""
+ALL_ROWS = (
+    "ceiling",
+    *PEER_ROWS,
+    "frames",
+    "observe",
+    "snapshots",
+    "conids",
+    "queue",
+    "latency",
+    "memory",
+    "churn",
+)
 OPTIONAL_ROWS = ("tls",)
 """Rows run only when asked for (``--rows 8`` or ``--rows tls``)."""
 ROW_NUMBERS = {
     "1": ("ceiling",),
+    "limit": ("ceiling",),
+    "P": PEER_ROWS,
+    "peers": PEER_ROWS,
     "2": ("frames",),
     "3": ("observe",),
     "4": ("snapshots",),
@@ -63,10 +84,13 @@ ROW_NUMBERS = {
     "8": ("tls",),
 }
 TARGETS = {"observe": 0.8, "snapshots": 0.5}
+"""Minimum ratio to the limit, on CPU us per message."""
+CPU_TARGETS_US = {"queue": 2.5}
+"""Maximum CPU us per message."""
 CONIDS = 1000
 CONIDS_CPU_TARGET = 1.3
 """Row 4b: CPU us per message at 1,000 conids within 1.3x of row 4's (one conid)."""
-LATENCY_TARGETS_MS = {1000: 1.0, 10000: 5.0}
+LATENCY_TARGETS_MS = {1000: 0.5, 10000: 0.5}
 MEMORY_TARGET_MB = 10.0
 
 
@@ -172,12 +196,6 @@ def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-REFERENCES = {"1b": "recv_data_frame", "1c": "framing"}
-REFERENCE_LABELS = {
-    "1b": "  (ref) same loop over recv_data_frame",
-    "1c": "  (ref) own framing loop (prototype) + loads",
-}
-
 Measure = Callable[[fh.FirehoseProcess, int, int], h.Sample]
 
 
@@ -202,7 +220,10 @@ def _plan(
     plan: list[tuple[str, Measure | None]] = []
     for name in throughput:
         if name == "ceiling":
-            plan.append((name, h.ceiling))
+            plan.append((name, peers.limit))
+            continue
+        if name in peers.PEERS:
+            plan.append((name, peers.PEERS[name][1]))
             continue
         for prototype in (None, *prototypes):
             key = name if prototype is None else f"{name}+{prototype}"
@@ -214,8 +235,8 @@ def _plan(
 def _latency(firehose: fh.FirehoseProcess, rate: int, warm: int, n: int, variant: str) -> h.Latency:
     if variant == "ceiling":
         return h.ceiling_latency(firehose, rate, warm, n)
-    if variant == "client":
-        return h.latency(firehose, rate, warm, n)
+    if variant in ("client", "typed"):
+        return h.latency(firehose, rate, warm, n, variant)
     with PROTOTYPES[variant].apply():
         return h.latency(firehose, rate, warm, n, variant)
 
@@ -244,35 +265,22 @@ def run(
             plan = _plan(throughput, prototypes, streams_missing)
             for key, _ in plan:
                 results.throughput[key] = h.Throughput()
-            for key in REFERENCES:
-                results.reference[key] = h.Throughput()
             for rep in range(settings.reps):
                 for key, measure in plan:
                     if measure is None:
                         results.throughput[key].error = "n/a (streams not available)"
                         continue
                     gc.collect()
-                    sample, error = _attempt(lambda: measure(firehose, settings.warm, settings.frames))  # noqa: B023
+                    sample, error = peers.timed(lambda: measure(firehose, settings.warm, settings.frames))  # noqa: B023
                     results.throughput[key].add(sample, error)
                     log(
                         f"  rep {rep + 1}/{settings.reps} {key}: " + (_show(sample) if sample else f"{error}")
                     )
-                    if key == "ceiling":
-                        for ref, primitive in REFERENCES.items():
-                            gc.collect()
-                            sample, error = _attempt(
-                                lambda: h.ceiling(firehose, settings.warm, settings.frames, primitive)  # noqa: B023
-                            )
-                            results.reference[ref].add(sample, error)
-                            log(
-                                f"  rep {rep + 1}/{settings.reps} {ref}: "
-                                + (_show(sample) if sample else f"{error}")
-                            )
         if "latency" in rows:
             for rate, seconds in settings.latency_seconds.items():
                 n = int(rate * seconds)
                 warm = max(100, n // 10)
-                for variant in ("ceiling", "client", *prototypes):
+                for variant in ("ceiling", "client", "typed", *prototypes):
                     gc.collect()
                     result, error = _attempt(lambda: _latency(firehose, rate, warm, n, variant))  # noqa: B023
                     results.latency.append(
@@ -351,17 +359,24 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _throughput_line(
-    number: str, label: str, row: h.Throughput, ceiling: h.Throughput | None, target: float | None
+    number: str,
+    label: str,
+    row: h.Throughput,
+    ceiling: h.Throughput | None,
+    target: float | None,
+    cpu_target: float | None = None,
 ) -> str:
     if row.rate is None:
-        return f"{number:>2}  {label:<50} {row.error or '-'}"
+        return f"{number:>2}  {label:<56} {row.error or '-'}"
     ratio = row.rate / ceiling.rate if ceiling is not None and ceiling.rate else None
     cpu_ratio = ceiling.cpu_us / row.cpu_us if ceiling is not None and ceiling.cpu_us and row.cpu_us else None
     verdict = ""
-    if target is not None and ratio is not None:
-        verdict = f">= {target:.1f}x {_verdict(ratio >= target)}"
+    if target is not None and cpu_ratio is not None:
+        verdict = f">= {target:.1f}x {_verdict(cpu_ratio >= target)}"
+    if cpu_target is not None and row.cpu_us is not None:
+        verdict = f"<= {cpu_target:g} us {_verdict(row.cpu_us <= cpu_target)}"
     return (
-        f"{number:>2}  {label:<50} {_num(row.rate):>10} {_num(ratio, '.2f'):>10} "
+        f"{number:>2}  {label:<56} {_num(row.rate):>10} {_num(ratio, '.2f'):>7} "
         f"{_num(row.cpu_us, '.2f'):>11} {_num(cpu_ratio, '.2f'):>8}  {verdict}"
     )
 
@@ -390,12 +405,12 @@ def format_table(results: Results) -> str:
         if base:
             factor = results.server_write_rate / base
             verdict = "the server is not the bottleneck" if factor > 2 else "WARNING: the server is slow"
-            line += f" = {factor:,.1f}x the ceiling: {verdict}"
+            line += f" = {factor:,.1f}x the limit: {verdict}"
         lines.append(line)
     lines.append("")
     if results.throughput:
         lines.append(
-            f"{'#':>2}  {'row':<50} {'msg/s':>10} {'x ceiling':>10} {'CPU us/msg':>11} {'x (CPU)':>8}  target"
+            f"{'#':>2}  {'row':<56} {'msg/s':>10} {'x limit':>7} {'CPU us/msg':>11} {'x limit':>8}  target"
         )
         for key, row in results.throughput.items():
             name, _, prototype = key.partition("+")
@@ -406,7 +421,7 @@ def format_table(results: Results) -> str:
                 label = f"the same over {CONIDS:,} conids"
             if prototype:
                 number, label = number + "+", f"  [prototype {prototype}]"
-            line = _throughput_line(number, label, row, ceiling, TARGETS.get(name))
+            line = _throughput_line(number, label, row, ceiling, TARGETS.get(name), CPU_TARGETS_US.get(name))
             single = results.throughput.get("snapshots" + (f"+{prototype}" if prototype else ""))
             if name == "conids" and row.cpu_us and single is not None and single.cpu_us:
                 factor = row.cpu_us / single.cpu_us
@@ -415,36 +430,34 @@ def format_table(results: Results) -> str:
                     f"{_verdict(factor <= CONIDS_CPU_TARGET)}"
                 )
             lines.append(line)
-            if key == "ceiling":
-                for ref, ref_row in results.reference.items():
-                    if ref_row.rate is not None:
-                        lines.append(_throughput_line(ref, REFERENCE_LABELS[ref], ref_row, ceiling, None))
     if results.latency:
-        lines.append(f"{'6':>2}  {'latency server send -> on_next, ms':<50} {'p50':>8} {'p99':>8} {'max':>8}")
+        lines.append(f"{'6':>2}  {'latency server send -> on_next, ms':<56} {'p50':>8} {'p99':>8} {'max':>8}")
         for lat in results.latency:
-            what = {"ceiling": "(ref) bare recv() loop", "client": "observe(MARKET_DATA)"}.get(
-                lat.variant, f"[prototype {lat.variant}]"
-            )
+            what = {
+                "ceiling": "(ref) websocket-client recv() loop",
+                "client": "observe(MARKET_DATA)",
+                "typed": "market_data(c).pipe(snapshots())",
+            }.get(lat.variant, f"[prototype {lat.variant}]")
             label = f"  {lat.rate:,}/s {what}"
             if lat.p99 is None:
-                lines.append(f"{'':>2}  {label:<50} {lat.error or '-'}")
+                lines.append(f"{'':>2}  {label:<56} {lat.error or '-'}")
                 continue
             target = LATENCY_TARGETS_MS.get(lat.rate) if lat.variant != "ceiling" else None
             verdict = f"p99 <= {target:g} ms {_verdict(lat.p99 <= target)}" if target else ""
             if lat.error:
                 verdict += f" ({lat.error})"
             lines.append(
-                f"{'':>2}  {label:<50} {lat.p50:>8.3f} {lat.p99:>8.3f} {_num(lat.max, '.3f'):>8}  {verdict}"
+                f"{'':>2}  {label:<56} {lat.p50:>8.3f} {lat.p99:>8.3f} {_num(lat.max, '.3f'):>8}  {verdict}"
             )
     if results.memory is not None:
         m = results.memory
         label = f"RSS growth over {m.frames:,} frames via observe"
         if m.growth_mb is None:
-            lines.append(f"{'7':>2}  {label:<50} {m.error or '-'}")
+            lines.append(f"{'7':>2}  {label:<56} {m.error or '-'}")
         else:
             verdict = f"< {MEMORY_TARGET_MB:g} MB {_verdict(m.growth_mb < MEMORY_TARGET_MB)}"
             lines.append(
-                f"{'7':>2}  {label:<50} {m.growth_mb:>+9.1f} MB  {verdict} (baseline "
+                f"{'7':>2}  {label:<56} {m.growth_mb:>+9.1f} MB  {verdict} (baseline "
                 f"{_num(m.baseline_mb, '.1f')} MB, peak {_num(m.peak_growth_mb, '+.1f')} MB, "
                 f"{_num(m.rate)} msg/s)"
             )
@@ -452,22 +465,22 @@ def format_table(results: Results) -> str:
         c = results.churn
         number = "" if results.memory is not None else "7"
         if c.channel_rate is None or c.subscribe_rate is None:
-            lines.append(f"{number:>2}  {'subscription churn':<50} {c.error or '-'}")
+            lines.append(f"{number:>2}  {'subscription churn':<56} {c.error or '-'}")
         else:
             label = "churn: channel(md+N).subscribe().dispose()"
-            lines.append(f"{number:>2}  {label:<50} {c.channel_rate:>10,.0f} cycles/s")
+            lines.append(f"{number:>2}  {label:<56} {c.channel_rate:>10,.0f} cycles/s")
             lines.append(
-                f"{'':>2}  {'churn: subscribe(md+N, no confirm).dispose()':<50} "
+                f"{'':>2}  {'churn: subscribe(md+N, no confirm).dispose()':<56} "
                 f"{c.subscribe_rate:>10,.0f} cycles/s"
             )
             lines.append(
-                f"{'':>2}  {'  after ' + format(c.cycles, ',') + ' cycles':<50} "
+                f"{'':>2}  {'  after ' + format(c.cycles, ',') + ' cycles':<56} "
                 f"RSS {_num(c.rss_growth_mb, '+.1f')} MB, Python heap {_num(c.heap_growth_kb, '+.1f')} kB "
                 f"over another pass, {c.leftover_subscriptions} subscriptions left"
             )
     if results.tls or results.tls_error:
         if results.tls_error:
-            lines.append(f"{'8':>2}  {'wss (TLS)':<50} {results.tls_error}")
+            lines.append(f"{'8':>2}  {'wss (TLS)':<56} {results.tls_error}")
         else:
             tls_ceiling = results.tls.get("ceiling")
             for key, row in results.tls.items():
@@ -481,7 +494,7 @@ def format_table(results: Results) -> str:
                 lines.append(_throughput_line(number, label, row, tls_ceiling, None))
             if results.tls_write_rate is not None:
                 label = "  TLS firehose write rate (raw TLS reader)"
-                lines.append(f"{'':>2}  {label:<50} {results.tls_write_rate:>10,.0f}")
+                lines.append(f"{'':>2}  {label:<56} {results.tls_write_rate:>10,.0f}")
     lines.append("")
     lines.append(f"({results.seconds:.1f} s)")
     return "\n".join(lines)
@@ -518,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_frames:
         settings.memory_frames = args.memory_frames
     rows = parse_rows(args.rows)
+    if args.rows is None and settings.quick:
+        rows = [r for r in rows if r not in PEER_ROWS or r in QUICK_PEERS]
     prototypes = [p for p in (args.prototype or "").replace(" ", "").split(",") if p]
     for prototype in prototypes:
         if prototype not in PROTOTYPES:

@@ -934,7 +934,20 @@ class _Reader:
             client._wire.on_next(WireEvent("open", None, connection.id))
         client._driver.post(ev.Opened(self.conn))
 
-    def on_frame(self, connection: Connection, data: bytes | str) -> None:
+    # decode()'s fast path, inlined in on_frame (bound as default arguments: local lookups)
+    from rxibkr.protocol.decode import _ROUTES, Message
+
+    def on_frame(
+        self,
+        connection: Connection,
+        data: bytes | str,
+        _loads: Callable[[bytes | str], Any] = orjson.loads,
+        _routes_get: Callable[[Any], IbkrWsKey | None] = _ROUTES.get,
+        _new: Callable[[type[Message]], Message] = object.__new__,
+        _message: type[Message] = Message,
+        _md: IbkrWsKey = _MARKET_DATA,
+        _data: MessageKind = _DATA,
+    ) -> None:
         client = self.client
         if client._reader is not self:
             return  # a connection the client abandoned
@@ -947,21 +960,44 @@ class _Reader:
             frames.on_next(data)
         if client._log_raw:
             _LOGGER.debug("recv: %s", client._for_log(data))
-        message = decode(data)
-        key = message.key
-        # market data, the bulk of the traffic: by identity, and no control checks
-        if key is _MARKET_DATA:
-            client._market_data_subject.on_next(message)
+        # decode(data), its fast path inlined: a known data topic without "error"; anything else
+        # (not JSON, not an object, no topic, an error, a topic not met yet) takes decode() itself
+        try:
+            obj = _loads(data)
+            topic = obj["topic"]
+            key = None if "error" in obj else _routes_get(topic)
+        except Exception:
+            key = None
+        if key is None:
+            message = decode(data)
+            key = message.key
+        else:
+            message = _new(_message)
+            message.kind = _data
+            message.key = key
+            message.topic = topic
+            message.data = obj
+            message.raw = data
+            message.error = None
+        if key is _md:
+            # market data, the bulk of the traffic: the subject's loop inlined, no control checks
+            subject = client._market_data_subject
+            for call in subject._calls:
+                try:
+                    call(message)
+                except Exception as exc:  # an observer's bug must not stop the stream
+                    subject._on_observer_error(exc, message)
+            client._queues_put(message)
         else:
             client._subjects[key].on_next(message)  # type: ignore[index]
-        client._queues_put(message)
-        if key is not _MARKET_DATA and (message.kind is not _DATA or key in _CONTROL_KEYS or key is _SYSTEM):
-            if key is _SYSTEM and message.kind is _DATA and "hb" in message.data:  # type: ignore[operator]
-                client._last_heartbeat = client._now()
-                client._driver.post(ev.Heartbeat(self.conn))
-            else:
-                client._driver.post(ev.Control(self.conn, message))
-            return
+            client._queues_put(message)
+            if message.kind is not _data or key in _CONTROL_KEYS or key is _SYSTEM:
+                if key is _SYSTEM and message.kind is _data and "hb" in message.data:  # type: ignore[operator]
+                    client._last_heartbeat = client._now()
+                    client._driver.post(ev.Heartbeat(self.conn))
+                else:
+                    client._driver.post(ev.Control(self.conn, message))
+                return
         if self.first_data:
             self.first_data = False
             channel = message.channel

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
+from reactivex.observer.autodetachobserver import AutoDetachObserver
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
 from rxibkr.client.subjects import HotSubject
@@ -47,10 +47,12 @@ from rxibkr.streams.models import (
     Notification,
     OrderUpdate,
     PnlRow,
+    Quote,
     SummaryItem,
     _args_items,
     _conid_of,
     _int,
+    new_quote,
     new_update,
 )
 from rxibkr.streams.operators import ExecutionLog, OrderBook
@@ -101,10 +103,10 @@ def _conid(conid: object) -> int:
     return int(rq.plain_conid("conid", conid))
 
 
-def _field_ids(fields: str | int | Iterable[str | int] | None) -> list[str]:
+def _field_ids(fields: str | int | Iterable[str | int] | None) -> tuple[str, ...]:
     if fields is None:
-        return list(DEFAULT_FIELDS)
-    return list(dict.fromkeys(rq.field_ids(fields)))
+        return DEFAULT_FIELDS  # shared by every default subscription
+    return tuple(dict.fromkeys(rq.field_ids(fields)))
 
 
 def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -117,9 +119,10 @@ def _strings(name: str, values: str | Iterable[str] | None) -> tuple[str, ...] |
 
 
 class _Entry(Generic[T]):
-    """One observer of a hub, with its own filter and options."""
+    """One observer of a hub, with its own filter and options (``quotes``: a market-data observer
+    that receives merged :class:`Quote` values, ``market_data(c).pipe(snapshots())`` fused)."""
 
-    __slots__ = ("accept", "observer", "options")
+    __slots__ = ("accept", "call", "observer", "options", "quotes")
 
     def __init__(
         self, observer: abc.ObserverBase[T], accept: Callable[[T], bool] | None, options: Mapping[str, Any]
@@ -127,6 +130,11 @@ class _Entry(Generic[T]):
         self.observer = observer
         self.accept = accept
         self.options = options
+        self.quotes = bool(options.get("quotes"))
+        # the direct delivery calls the subscriber's own on_next, without reactivex's wrapper hop
+        # (AutoDetachObserver only checks that it was not stopped: a hub removes a disposed entry)
+        inner = getattr(observer, "_on_next", None) if type(observer) is AutoDetachObserver else None
+        self.call: Callable[[Any], None] = inner if callable(inner) else observer.on_next
 
 
 class _Hub(Generic[T]):
@@ -142,6 +150,22 @@ class _Hub(Generic[T]):
 
     KEY: IbkrWsKey
 
+    __slots__ = (
+        "__weakref__",
+        "channel",
+        "closed",
+        "data",
+        "delivering",
+        "entries",
+        "lock",
+        "outbox",
+        "route",
+        "sent",
+        "streams",
+        "sub",
+        "wants",
+    )  # fmt: skip
+
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         self.streams = streams
         self.channel = channel
@@ -153,7 +177,8 @@ class _Hub(Generic[T]):
         self.sent: dict[str, Any] | None = None  # what was last given to client.subscribe
         self.sub: Subscription | None = None
         self.closed = False
-        self.outbox: deque[tuple[tuple[_Entry[T], ...], Sequence[Any]]] = deque()
+        # a list, not a deque: almost always empty, and an empty deque weighs 600 bytes more
+        self.outbox: list[tuple[tuple[_Entry[T], ...], Sequence[Any]]] = []
         self.delivering = False
 
     # -- wanted data (accumulates while the hub lives; see merge) ------------------------------------
@@ -172,6 +197,12 @@ class _Hub(Generic[T]):
     def replay(self, entry: _Entry[T]) -> Iterable[T]:
         """What a late observer receives first."""
         return ()
+
+    def added(self, entry: _Entry[T]) -> None:
+        """``entry`` joined ``entries`` (lock held, before its replay is taken)."""
+
+    def removed(self, entry: _Entry[T]) -> None:
+        """``entry`` left ``entries`` (lock held)."""
 
     def on_attach(self, entry: _Entry[T], first: bool) -> None:
         """An observer was attached (``first``: the hub's first; the subscribe is sent next)."""
@@ -210,7 +241,7 @@ class _Hub(Generic[T]):
                 if not outbox:
                     self.delivering = False
                     break
-                entries, values = outbox.popleft()
+                entries, values = outbox.pop(0)
             for value in values:
                 for entry in entries:
                     if entry.accept is not None and not entry.accept(value):
@@ -277,7 +308,15 @@ class TypedStreams:
         """
         cid = _conid(conid)
         ids = _field_ids(fields)
-        return self._stream(f"md+{cid}", IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids)
+        channel = f"md+{cid}"
+        stream = self._stream(channel, IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids)
+
+        def quotes() -> Observable[Quote]:
+            """This stream piped through ``operators.snapshots()``, fused: the hub merges once."""
+            return self._stream(channel, IbkrWsKey.MARKET_DATA, cid, _MarketDataHub, ids, quotes=True)
+
+        stream._rxibkr_quotes = quotes  # type: ignore[attr-defined]  # see operators.snapshots
+        return stream
 
     def market_history(
         self,
@@ -482,14 +521,7 @@ class TypedStreams:
             except BaseException:
                 self._detach(hub, token, entry)
                 raise
-            detached = threading.Event()
-
-            def dispose() -> None:
-                if not detached.is_set():
-                    detached.set()
-                    self._detach(hub, token, entry)
-
-            return Disposable(dispose)
+            return Disposable(lambda: self._detach(hub, token, entry))  # Disposable runs it once
 
         return reactivex.create(subscribe)
 
@@ -525,6 +557,7 @@ class TypedStreams:
         try:
             with hub.lock:
                 hub.entries = (*hub.entries, entry)
+                hub.added(entry)
                 replay = list(hub.replay(entry)) if not first else []
                 must_deliver = hub.enqueue((entry,), replay) if replay else False
             if must_deliver:
@@ -537,7 +570,9 @@ class TypedStreams:
 
     def _detach(self, hub: _Hub[Any], token: object, entry: _Entry[Any]) -> None:
         with hub.lock:
-            hub.entries = tuple(e for e in hub.entries if e is not entry)
+            if entry in hub.entries:
+                hub.entries = tuple(e for e in hub.entries if e is not entry)
+                hub.removed(entry)
         with self._lock:
             if token not in hub.wants:
                 return
@@ -695,13 +730,23 @@ _ROUTERS: dict[IbkrWsKey, Callable[[Message], Any]] = {
 
 
 class _MarketDataHub(_Hub[MarketDataUpdate]):
-    """``smd`` of one conid: field union, duplicate first update, merged fields for late observers."""
+    """``smd`` of one conid: field union, duplicate first update, merged fields for late observers.
+
+    The merged state is kept once, here: observers of ``market_data(c).pipe(snapshots())`` (entries
+    with ``quotes``) receive a :class:`Quote` built on it (the fused ``snapshots()``; the same values
+    as the operator would build), the others the :class:`MarketDataUpdate`. While quotes are handed
+    out the state is replaced on each update, never changed in place (a quote keeps its dict).
+    """
 
     KEY = IbkrWsKey.MARKET_DATA
+
+    __slots__ = ("latest", "quoting", "shared", "state")
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
         self.state: dict[str, Any] = {}
+        self.shared = False  # self.state is held by a quote: copy before changing it
+        self.quoting = 0  # how many entries want quotes
         self.latest: MarketDataUpdate | None = None
 
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
@@ -710,6 +755,14 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         fields: list[str] = data["fields"]
         extra = [f for f in want if f not in fields]
         return {"fields": fields + extra} if extra else data
+
+    def added(self, entry: _Entry[MarketDataUpdate]) -> None:
+        if entry.quotes:
+            self.quoting += 1
+
+    def removed(self, entry: _Entry[MarketDataUpdate]) -> None:
+        if entry.quotes:
+            self.quoting -= 1
 
     def on_message(self, message: Message) -> None:
         data: dict[str, Any] = message.data  # type: ignore[assignment]  # the tap checked
@@ -722,16 +775,26 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
             if latest is not None and updated == latest.updated and data == latest.data:
                 self.streams.duplicates_dropped += 1
                 return
-            update = new_update(self.route, updated, data, message)
-            self.state.update(data)
+            conid = self.route
+            update = new_update(conid, updated, data, message)
             self.latest = update
+            if self.quoting:
+                state = self.state = {**self.state, **data}  # merged once, for every quote observer
+                self.shared = True
+                quote: Quote | None = new_quote(conid, updated, state, update)
+            else:
+                if self.shared:
+                    self.state = dict(self.state)
+                    self.shared = False
+                self.state.update(data)
+                quote = None
             entries = self.entries
             if not self.delivering and len(entries) == 1 and entries[0].accept is None:
                 # the common case, one observer and nobody delivering: deliver it directly
                 self.delivering = True
-                single = entries[0].observer
+                single = entries[0]
             else:
-                self.outbox.append((entries, (update,)))
+                self.outbox.append((entries, ((update, quote),)))
                 if self.delivering:
                     return
                 self.delivering = True
@@ -739,25 +802,44 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         if single is None:
             self.deliver()
             return
-        error: Exception | None = None
         try:
-            single.on_next(update)
-        except Exception as exc:
-            error = exc
-        with self.lock:
-            more = bool(self.outbox)
-            if not more:
-                self.delivering = False
-        if more:
-            self.deliver()
-        if error is not None:
-            raise error
+            single.call(quote if single.quotes else update)
+        finally:
+            self.release()
 
-    def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[MarketDataUpdate]:
+    def release(self) -> None:
+        """Stop delivering after a direct delivery, without the lock in the common case: clear the
+        flag, then look at the outbox. Whoever queued meanwhile (under the lock) either saw the flag
+        still set (so the outbox is not empty here, and this delivers it) or saw it cleared and
+        delivers itself (then the flag is set again here, and this leaves it). One store and one
+        load, each atomic under the GIL, in this order."""
+        self.delivering = False
+        if self.outbox:
+            with self.lock:
+                if self.delivering or not self.outbox:
+                    return
+                self.delivering = True
+            self.deliver()
+
+    def send(self, entry: _Entry[MarketDataUpdate], value: Any) -> None:
+        update, quote = value
+        if entry.quotes:
+            if quote is None:  # an update queued before this observer's replay: it is in the replay
+                return
+            entry.observer.on_next(quote)
+        else:
+            entry.observer.on_next(update)
+
+    def replay(self, entry: _Entry[MarketDataUpdate]) -> Iterable[Any]:
         latest = self.latest
         if latest is None:
             return ()
-        return (MarketDataUpdate(self.route, latest.updated, dict(self.state), latest.message),)
+        update = MarketDataUpdate(self.route, latest.updated, dict(self.state), latest.message)
+        quote = None
+        if entry.quotes:
+            self.shared = True
+            quote = new_quote(self.route, latest.updated, self.state, update)
+        return ((update, quote),)
 
 
 class _HistoryHub(_Hub[Any]):
@@ -925,30 +1007,48 @@ class _TradesHub(_Hub[Execution]):
         return self.log.current()
 
 
-class _PnlHub(_Hub[PnlRow]):
-    KEY = IbkrWsKey.PNL
+class _KeyedHub(_Hub[T]):
+    """A hub whose state is one row per key, each new row merged with the previous one of its key,
+    every known row replayed to a late observer: ``spl`` (P&L), ``ssd`` (summary), ``sld`` (ledger).
+    A subclass says where a frame's rows are (:meth:`items`) and how a row is made (:meth:`make`)."""
 
     def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
         super().__init__(streams, channel, route)
-        self.rows: dict[str, PnlRow] = {}
+        self.rows: dict[str, T] = {}
 
-    def process(self, message: Message) -> list[PnlRow]:
-        args = message.args
-        if not isinstance(args, Mapping):
-            return []
-        out: list[PnlRow] = []
-        for key, values in args.items():
-            if not isinstance(values, Mapping):
+    def items(self, message: Message) -> Iterable[tuple[Any, Any]]:
+        """(key, raw row) pairs of one frame; a pair with a key that is not a str is skipped."""
+        return ()
+
+    def make(self, key: str, obj: Mapping[str, Any], previous: T | None) -> T | None:
+        """The typed row (None: skip it)."""
+        return None
+
+    def process(self, message: Message) -> list[T]:
+        out: list[T] = []
+        rows = self.rows
+        for key, obj in self.items(message):
+            if not isinstance(key, str) or not isinstance(obj, Mapping):
                 continue
-            previous = self.rows.get(key)
-            merged = {**previous.fields, **values} if previous is not None else dict(values)
-            row = PnlRow(str(key), merged)
-            self.rows[key] = row
-            out.append(row)
+            row = self.make(key, obj, rows.get(key))
+            if row is not None:
+                rows[key] = row
+                out.append(row)
         return out
 
-    def replay(self, entry: _Entry[PnlRow]) -> Iterable[PnlRow]:
+    def replay(self, entry: _Entry[T]) -> Iterable[T]:
         return list(self.rows.values())
+
+
+class _PnlHub(_KeyedHub[PnlRow]):
+    KEY = IbkrWsKey.PNL
+
+    def items(self, message: Message) -> Iterable[tuple[Any, Any]]:
+        args = message.args
+        return args.items() if isinstance(args, Mapping) else ()
+
+    def make(self, key: str, obj: Mapping[str, Any], previous: PnlRow | None) -> PnlRow:
+        return PnlRow(key, {**previous.fields, **obj} if previous is not None else dict(obj))
 
 
 def _union(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | None:
@@ -958,12 +1058,12 @@ def _union(old: Sequence[str] | None, new: Sequence[str] | None) -> list[str] | 
     return list(dict.fromkeys([*old, *new]))
 
 
-class _SummaryHub(_Hub[SummaryItem]):
-    KEY = IbkrWsKey.ACCOUNT_SUMMARY
+def _result_items(message: Message) -> Iterable[tuple[Any, Any]]:
+    return ((obj.get("key"), obj) for obj in _args_items((message.data or {}).get("result")))
 
-    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
-        super().__init__(streams, channel, route)
-        self.items: dict[str, SummaryItem] = {}
+
+class _SummaryHub(_KeyedHub[SummaryItem]):
+    KEY = IbkrWsKey.ACCOUNT_SUMMARY
 
     def merge(self, data: dict[str, Any] | None, want: Any) -> dict[str, Any] | None:
         keys, fields = want["keys"], want["fields"]
@@ -977,46 +1077,21 @@ class _SummaryHub(_Hub[SummaryItem]):
             merged["fields"] = list(fields)
         return merged
 
-    def process(self, message: Message) -> list[SummaryItem]:
-        data = message.data or {}
-        account = str(self.route)
-        out: list[SummaryItem] = []
-        for obj in _args_items(data.get("result")):
-            item = SummaryItem.from_mapping(account, obj)
-            if item is not None:
-                self.items[item.key] = item
-                out.append(item)
-        return out
+    items = staticmethod(_result_items)  # type: ignore[assignment]
 
-    def replay(self, entry: _Entry[SummaryItem]) -> Iterable[SummaryItem]:
-        return list(self.items.values())
+    def make(self, key: str, obj: Mapping[str, Any], previous: SummaryItem | None) -> SummaryItem | None:
+        return SummaryItem.from_mapping(str(self.route), obj)  # the latest item replaces the previous
 
 
-class _LedgerHub(_Hub[LedgerRow]):
+class _LedgerHub(_KeyedHub[LedgerRow]):
     KEY = IbkrWsKey.ACCOUNT_LEDGER
 
-    def __init__(self, streams: TypedStreams, channel: str, route: Any) -> None:
-        super().__init__(streams, channel, route)
-        self.rows: dict[str, LedgerRow] = {}
+    items = staticmethod(_result_items)  # type: ignore[assignment]
 
-    def process(self, message: Message) -> list[LedgerRow]:
-        data = message.data or {}
-        account = str(self.route)
-        out: list[LedgerRow] = []
-        for obj in _args_items(data.get("result")):
-            key = obj.get("key")
-            if not isinstance(key, str):
-                continue
-            blank = all(k in ("key", "timestamp") for k in obj)
-            previous = self.rows.get(key)
-            merged = {**previous.fields, **obj} if previous is not None else dict(obj)
-            row = LedgerRow(account, key, merged, blank)
-            self.rows[key] = row
-            out.append(row)
-        return out
-
-    def replay(self, entry: _Entry[LedgerRow]) -> Iterable[LedgerRow]:
-        return list(self.rows.values())
+    def make(self, key: str, obj: Mapping[str, Any], previous: LedgerRow | None) -> LedgerRow:
+        blank = all(k in ("key", "timestamp") for k in obj)
+        merged = {**previous.fields, **obj} if previous is not None else dict(obj)
+        return LedgerRow(str(self.route), key, merged, blank)
 
 
 class _LadderHub(_Hub[Ladder]):

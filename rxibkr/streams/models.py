@@ -181,6 +181,36 @@ def parse_market_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[
     return fields, (EMPTY if prefixes is None else prefixes)
 
 
+_IDS_BY_NAME: dict[str, str] = {name: fid for fid, (name, kind) in _SPECS.items() if kind != _SKIP}
+
+
+def field_value(data: Mapping[str, Any], name: str, missing: Any = None) -> Any:
+    """One field of a raw ``smd`` object by name, parsed as :func:`parse_market_data` parses it
+    (``missing`` when the object does not carry it), without parsing the others."""
+    fid = _IDS_BY_NAME.get(name)
+    if fid is None:
+        if name in _SPECS:  # a field id or a bookkeeping key: parse_market_data keys by name
+            return missing
+        return data.get(name, missing)  # an unknown key, kept under its own name
+    value = data.get(fid, _MISS)
+    if value is _MISS:
+        return missing
+    kind = _SPECS[fid][1]
+    if type(value) is str:
+        if kind == _PRICE:
+            hit = _PRICES_get(value)
+            return (hit if hit is not None else _parse_price_text(value))[0]
+        if kind == _NUMBER:
+            number = _NUMBERS_get(value, _MISS)
+            return _parse_number_text(value) if number is _MISS else number
+        return None if value.strip() in _TEXT_SENTINELS else value
+    if kind == _TEXT:
+        return value
+    if type(value) is float or type(value) is int:
+        return value if kind == _NUMBER else parse_price(value).value
+    return parse_value(fid, value)
+
+
 def _price_of(data: Mapping[str, Any], fid: str) -> float | None:
     """One price field of a raw ``smd`` object, parsed (memoised like :func:`parse_market_data`)."""
     value = data.get(fid)
@@ -261,8 +291,12 @@ class MarketDataUpdate:
         return _ms_to_datetime(self.updated)
 
     def get(self, name: str, default: Any = None) -> Any:
-        """A changed field by name (``"last_price"``), or ``default`` when it did not change."""
-        return self._parse()[0].get(name, default)
+        """A changed field by name (``"last_price"``), or ``default`` when it did not change
+        (parses that field only, unless every field was parsed already)."""
+        try:
+            return self._parsed[0].get(name, default)
+        except AttributeError:
+            return field_value(self.data, name, default)
 
     def __repr__(self) -> str:
         return f"MarketDataUpdate(conid={self.conid}, updated={self.updated}, fields={dict(self.fields)})"
@@ -312,8 +346,12 @@ class Quote:
             return parsed[0]
 
     def get(self, name: str, default: Any = None) -> Any:
-        """Any field by name (``"implied_vol_percent"``), or ``default`` when unknown or None."""
-        value = self.fields.get(name)
+        """Any field by name (``"implied_vol_percent"``), or ``default`` when unknown or None
+        (parses that field only, unless every field was parsed already)."""
+        try:
+            value = self._parsed[0].get(name)
+        except AttributeError:
+            value = field_value(self.data, name)
         return default if value is None else value
 
     def __repr__(self) -> str:
@@ -330,16 +368,31 @@ class Quote:
     @property
     def bid(self) -> float | None:
         """Bid price (field 84)."""
+        value = self.data.get("84")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "84")
 
     @property
     def ask(self) -> float | None:
         """Ask price (field 86)."""
+        value = self.data.get("86")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "86")
 
     @property
     def last(self) -> float | None:
         """Last price (field 31), without its ``C``/``H`` prefix (see ``is_close``, ``is_halted``)."""
+        value = self.data.get("31")  # _price_of inlined: the memo hit is the common case
+        if type(value) is str:
+            hit = _PRICES_get(value)
+            if hit is not None:
+                return hit[0]
         return _price_of(self.data, "31")
 
     @property

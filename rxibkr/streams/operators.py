@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import reactivex
 from reactivex import Observable, abc
@@ -37,6 +37,7 @@ from rxibkr.streams.models import (
     _args_items,
     _int,
     _price_of,
+    field_value,
     new_quote,
 )
 
@@ -101,6 +102,10 @@ def snapshots() -> Callable[[Observable[MarketDataUpdate]], Observable[Quote]]:
     """
 
     def operator(source: Observable[MarketDataUpdate]) -> Observable[Quote]:
+        fused = getattr(source, "_rxibkr_quotes", None)
+        if fused is not None:  # client.market_data(c): its hub merges once and emits the quotes
+            return cast(Observable[Quote], fused())
+
         def subscribe(
             observer: abc.ObserverBase[Quote], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
@@ -183,9 +188,9 @@ def _field_getter(field: str) -> Callable[[Any], Any]:
         if isinstance(item, Quote):
             if field in _QUOTE_PROPERTIES:
                 return getattr(item, field)
-            return item.fields.get(name, _MISSING)
+            return field_value(item.data, name, _MISSING)  # that field only, not the whole quote
         if isinstance(item, MarketDataUpdate):
-            return item.fields.get(name, _MISSING)
+            return field_value(item.data, name, _MISSING)
         if isinstance(item, Mapping):
             return item.get(field, item.get(name, _MISSING))
         return getattr(item, field, _MISSING)

@@ -32,7 +32,7 @@ def test_quick_run_prints_the_table_and_every_row_has_a_number(tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
-    assert "x ceiling" in table and "firehose write rate" in table
+    assert "x limit" in table and "firehose write rate" in table
 
     results = json.loads(out_file.read_text(encoding="utf-8"))
     assert results["server_write_rate"] > 0
@@ -102,3 +102,28 @@ def test_quick_tls_row_runs_where_a_certificate_can_be_made(tmp_path: Path) -> N
     assert results["tls"]["ceiling"]["rate"] > 0
     assert results["tls"]["observe"]["rate"] > 0
     assert results["tls_write_rate"] > 0
+
+
+def test_instruction_count_program_runs_every_variant() -> None:
+    """The program ``benchmarks.instructions`` runs under valgrind (valgrind itself is not needed here)."""
+    for variant in ("loads", "observe", "observe_noq", "typed", "queue"):
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.instructions", "--run", variant, "200"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+
+def test_hot_path_micro_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_hotpath", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "typed" in out.stdout and "KiB per subscription" in out.stdout

@@ -27,6 +27,7 @@ from rxibkr.streams.models import (
     PnlRow,
     Quote,
     SummaryItem,
+    field_value,
     new_quote,
     new_update,
     parse_market_data,
@@ -71,6 +72,21 @@ def test_fast_parser_agrees_with_parse_value(fid: str, value: Any) -> None:
             assert prefixes.get(NAMES[fid], "") == expected
         else:
             assert NAMES[fid] not in prefixes
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*FIELD_IDS, "conid", "_updated", "9999", "topic"]), values, max_size=6)
+)
+def test_one_field_is_parsed_as_the_whole_quote_parses_it(data: dict[str, Any]) -> None:
+    """Quote.get / MarketDataUpdate.get / changes(field) parse one field (field_value), with the
+    same result as the full parse, for every name, present or not."""
+    fields, _ = parse_market_data(data)
+    quote = new_quote(1, 2, data, None)
+    for name in [*NAMES.values(), *FIELD_IDS, "conid", "_updated", "9999", "topic", "nope"]:
+        expected = fields.get(name, "missing")
+        assert same(field_value(data, name, "missing"), expected), (name, data)
+        assert same(quote.get(name, "default"), "default" if expected in (None, "missing") else expected)
 
 
 def test_parser_keeps_unknown_keys_and_drops_bookkeeping() -> None:

@@ -129,6 +129,38 @@ def test_snapshots_merge_partial_updates_into_quotes() -> None:
     assert q3.fields["ask_price"] == 271.70 and q3.update is not None and q3.update.updated == 3
 
 
+def test_fused_snapshots_give_what_the_operator_gives_late_observers_duplicates_and_all() -> None:
+    """market_data(c).pipe(snapshots()) is fused (the hub merges once and emits the quotes); with any
+    operator in between it is not: both give the same quotes, to first and late observers alike."""
+    from reactivex import operators as ops
+
+    client, transport, _ = started()
+    stream = streams_of(client).market_data(AAPL)
+    fused: list[Quote] = []
+    plain: list[Quote] = []
+    updates: list[MarketDataUpdate] = []
+    stream.pipe(rxo.snapshots()).subscribe(fused.append)
+    stream.pipe(ops.map(lambda u: u), rxo.snapshots()).subscribe(plain.append)
+    stream.subscribe(updates.append)
+    first = smd(AAPL, 1, **f(_31="C271.00", _84="271.55"))
+    transport.receive(first)
+    transport.receive(dict(reversed(list(first.items()))))  # the gateway's duplicate
+    transport.receive(smd(AAPL, 2, **f(_86="271.70")))
+    late_fused: list[Quote] = []
+    late_plain: list[Quote] = []
+    stream.pipe(rxo.snapshots()).subscribe(late_fused.append)
+    stream.pipe(ops.map(lambda u: u), rxo.snapshots()).subscribe(late_plain.append)
+    transport.receive(smd(AAPL, 3, **f(_31="271.68", _84="271.60")))
+
+    def seen(quotes: list[Quote]) -> list[tuple[Any, ...]]:
+        return [(q.conid, q.updated, dict(q.data), q.bid, q.ask, q.last, q.is_close) for q in quotes]
+
+    assert len(fused) == 3 and seen(fused) == seen(plain)
+    assert len(late_fused) == 2 and seen(late_fused) == seen(late_plain) == seen(fused)[1:]
+    assert [q.update for q in fused] == updates and all(q.update is not None for q in late_fused)
+    assert fused[0].data is not fused[1].data and "86" not in fused[0].data  # each quote keeps its state
+
+
 def test_market_data_goes_on_after_reconnect_and_resubscribes_the_union() -> None:
     client, transport, scheduler = started()
     s = streams_of(client)
