@@ -930,6 +930,7 @@ class _Reader:
         self._fence()
         self.opened = True
         client = self.client
+        client._last_pong = client._last_heartbeat = client._now()  # check_ping/check_health count from here
         if client._wire._observers:
             client._wire.on_next(WireEvent("open", None, connection.id))
         client._driver.post(ev.Opened(self.conn))

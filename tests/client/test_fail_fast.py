@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from rxibkr import ConnectionState, ErrorKind, IbkrWsClient
+from rxibkr import ConnectionState, ErrorKind, IbkrWsClient, IbkrWsKey
 from rxibkr.sim import GatewaySimulator
 
 FAST: dict[str, Any] = {"tic_interval": None, "tickle_interval": None, "md_renewal_interval": None}
@@ -83,12 +84,17 @@ def test_a_gateway_without_a_greeting_is_usable() -> None:
         )
         try:
             got: list[Any] = []
+            heartbeat = threading.Event()
             client.market_data(265598).subscribe(got.append)
+            client.observe(IbkrWsKey.SYSTEM).subscribe(lambda m: "hb" in (m.data or {}) and heartbeat.set())
+            assert client.check_health() is False  # not started
             assert client.start() is True
+            assert client.check_health() is True  # right after the socket opened
             deadline = time.monotonic() + 5
             while len(got) < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert len(got) >= 3
-            assert client.check_health() is True
+            assert heartbeat.wait(5)
+            assert client.check_health() is True  # after the first heartbeat
         finally:
             client.shutdown()
