@@ -292,7 +292,7 @@ def _kinds(node: ast.AST) -> Iterator[tuple[str, str]]:
             yield "return", f"return {ast.unparse(node.value):.40} -> return None"
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call | ast.Await):
         yield "delete", f"{ast.unparse(node.value):.50} -> pass"
-    elif isinstance(node, ast.Return) and node.value is None or isinstance(node, ast.Break | ast.Continue):
+    elif (isinstance(node, ast.Return) and node.value is None) or isinstance(node, ast.Break | ast.Continue):
         yield "delete", f"{ast.unparse(node)} -> pass"
 
 
@@ -480,7 +480,9 @@ def run_target(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at a time (default 1)")
     parser.add_argument("--budget", type=float, help="seconds per target; a random sample past it")
