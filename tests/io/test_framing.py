@@ -344,3 +344,23 @@ def test_a_ping_inside_a_fragmented_message_does_not_end_it() -> None:
         assert connection.listener.frames == ["123456", "78"]
         assert ws.pongs == [b"!"]
         assert connection.listener.pongs == 1
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_a_stream_ending_right_after_an_empty_close_frame_closes_cleanly(chunk: int) -> None:
+    # whatever the read boundaries (here the close frame's first byte may come with the frame
+    # before it), the reader asks for no more than the frame needs: the stream may end after it
+    data = frame(b"x", BINARY) + close(None)
+    connection, ws, outcome = read(data, chunk)
+    assert outcome == (None, "")
+    assert connection.listener.frames == [b"x"]
+    assert ws.closes == [(1000, b"")]
+
+
+def test_reads_are_capped_at_one_mebibyte_even_for_a_larger_frame() -> None:
+    payload = b"m" * (3 << 20)
+    connection, ws, outcome = read(frame(payload, BINARY) + close(1000), 1 << 22)
+    assert outcome == (1000, "")
+    assert connection.listener.frames == [payload]
+    assert ws.sock is not None
+    assert max(ws.sock.asked) == 1 << 20  # memory per read stays bounded
