@@ -258,3 +258,35 @@ def test_good_environment_values_are_taken_and_blank_ones_keep_the_default(
     assert config.env_int("RXIBKR_TEST_INT", 1) == 7
     monkeypatch.setenv("RXIBKR_TEST_FLAG", "off")
     assert config.env_bool("RXIBKR_TEST_FLAG", True) is False
+
+
+# -- subscription status --------------------------------------------------------------------------
+def test_a_status_listener_hears_each_change_once_and_wait_follows_the_status() -> None:
+    from rxibkr.client.subscriptions import SubscriptionState
+
+    state = SubscriptionState("pl", {}, True, IbkrSubscriptionProcessor())
+    heard: list[SubscriptionStatus] = []
+    listener = state.on_status(heard.append)
+    assert state.wait(0) is False  # pending: not settled
+    state.set_status(SubscriptionStatus.ACTIVE)
+    state.set_status(SubscriptionStatus.ACTIVE)  # the same status again: nothing to tell
+    assert heard == [SubscriptionStatus.ACTIVE] and state.wait(0) is True and bool(state)
+    state.set_status(SubscriptionStatus.PENDING)
+    assert state.wait(0) is False  # pending again: waiting waits again
+    state.set_status(SubscriptionStatus.FAILED)
+    assert state.wait(0) is False and not state.active
+    listener.dispose()
+    state.set_status(SubscriptionStatus.ACTIVE)
+    assert heard == [SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING, SubscriptionStatus.FAILED]
+
+
+def test_a_handle_listener_hears_a_repeated_modify_once() -> None:
+    with virtual_client() as vc:
+        handle = vc.client.subscribe("pl", {}, wait=False)
+        heard: list[SubscriptionStatus] = []
+        handle.on_status(heard.append)
+        vc.client.modify_subscription("pl", status=True)
+        vc.client.modify_subscription("pl", status=True)
+        vc.receive(frames.spl())  # data on an active subscription: no change either
+        vc.advance_by(0.1)
+        assert heard == [SubscriptionStatus.ACTIVE]
