@@ -21,7 +21,7 @@ byte code is written (``PYTHONDONTWRITEBYTECODE``), so a same-size mutant can ne
 - comparisons: ``==``/``!=``, ``<``/``<=``, ``>``/``>=``, ``in``/``not in``, ``is``/``is not``
 - arithmetic and bitwise operators (also in ``+=``): ``+``/``-``, ``*``/``/``, ``//``, ``%``,
   ``<<``/``>>``, ``&``/``|``/``^``
-- ``and``/``or``; ``not x`` -> ``x``; ``-x`` -> ``x``
+- ``and``/``or``; one operand of ``and``/``or`` dropped; ``not x`` -> ``x``; ``-x`` -> ``x``
 - constants: an integer ``n`` -> ``n + 1``, a float ``x`` -> ``x + 1``, ``True``/``False``, a string
   ``s`` -> ``"XX" + s + "XX"`` (not docstrings, f-strings, log messages, exception messages)
 - ``return x`` -> ``return None``; a call statement, a bare ``return``, ``break`` or ``continue``
@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,8 +99,17 @@ TARGETS: dict[str, Target] = {
     ),
     "operators": Target(
         files=("rxibkr/streams/operators.py",),
-        tests=("tests/streams/test_operators.py", "tests/streams/test_streams_virtual.py"),
-        first={"rxibkr/streams/operators.py": ("tests/streams/test_operators.py",)},
+        tests=(
+            "tests/streams/test_operators.py",
+            "tests/streams/test_operators_edges.py",
+            "tests/streams/test_streams_virtual.py",
+        ),
+        first={
+            "rxibkr/streams/operators.py": (
+                "tests/streams/test_operators.py",
+                "tests/streams/test_operators_edges.py",
+            )
+        },
     ),
 }
 
@@ -248,6 +258,8 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
                 mark(child, skip)
             visit(child, name)
 
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant):
+        mark(tree.body[0], skip)  # the module's docstring
     visit(tree, "")
     if not functions:
         inside = {id(n) for n in ast.walk(tree)}
@@ -277,6 +289,8 @@ def _kinds(node: ast.AST) -> Iterator[tuple[str, str]]:
         yield "binop", f"{_symbol(node.op)} -> {_symbol(BINOP_SWAP[type(node.op)]())}"
     elif isinstance(node, ast.BoolOp):
         yield "boolop", f"{_symbol(node.op)} -> {'or' if isinstance(node.op, ast.And) else 'and'}"
+        for i, value in enumerate(node.values):  # one condition dropped: `a or b` -> `a`
+            yield f"drop{i}", f"{_symbol(node.op)}: drop {ast.unparse(value):.40}"
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub):
         yield "unary", f"{'not ' if isinstance(node.op, ast.Not) else '-'}x -> x"
     elif isinstance(node, ast.Constant):
@@ -330,6 +344,10 @@ def apply(mutant: Mutant) -> str:
     elif kind == "boolop":
         assert isinstance(node, ast.BoolOp)
         node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+    elif kind.startswith("drop"):
+        assert isinstance(node, ast.BoolOp)
+        rest = [v for i, v in enumerate(node.values) if i != int(kind[4:])]
+        replace(rest[0] if len(rest) == 1 else ast.BoolOp(op=node.op, values=rest))
     elif kind == "unary":
         assert isinstance(node, ast.UnaryOp)
         replace(node.operand)
@@ -490,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (percent)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still removes the copies
     names = args.targets or list(TARGETS)
     unknown = [name for name in names if name not in TARGETS]
     if unknown:

@@ -1,0 +1,111 @@
+"""Edges of the operators that mutation testing found untested: ohlc skips non-finite prices, accepts
+sub-second intervals, passes errors on without a bar, unsubscribes from its source on dispose; quotes
+react to every top-of-book field; order_state re-merges OrderUpdates; OrderBook.get."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reactivex.testing import ReactiveTest, TestScheduler
+from reactivex.testing.subscription import Subscription
+
+from rxibkr import operators as rxo
+from rxibkr.streams.models import Bar, OrderUpdate
+from rxibkr.streams.operators import OrderBook
+
+from .test_operators import md, values
+
+on_next = ReactiveTest.on_next
+on_completed = ReactiveTest.on_completed
+on_error = ReactiveTest.on_error
+
+
+def bars(records: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (t, v.open, v.high, v.low, v.close, v.count) if isinstance(v, Bar) else (t, v)
+        for t, v in values(records)
+    ]
+
+
+def test_ohlc_skips_prices_that_are_not_finite() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, 10.0),
+        on_next(202, math.nan),
+        on_next(203, math.inf),
+        on_next(204, -math.inf),
+        on_next(205, 12.0),
+        on_completed(207),
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(10.0, scheduler)))
+    assert bars(result.messages) == [(207, 10.0, 12.0, 10.0, 12.0, 2), (207, "|")]
+
+
+def test_ohlc_accepts_a_sub_second_interval() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(on_next(201.1, 1.0), on_next(201.7, 2.0), on_completed(202))
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(0.5, scheduler)))
+    assert bars(result.messages) == [(201.5, 1.0, 1.0, 1.0, 1.0, 1), (202, 2.0, 2.0, 2.0, 2.0, 1), (202, "|")]
+
+
+def test_ohlc_passes_an_error_on_and_drops_the_bar_in_progress() -> None:
+    scheduler = TestScheduler()
+    boom = ValueError("boom")
+    source = scheduler.create_hot_observable(on_next(201, 1.0), on_next(202, 3.0), on_error(203, boom))
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(10.0, scheduler)))
+    assert values(result.messages) == [(203, "#boom")]  # and no bar at 210 from the interval's timer
+
+
+def test_ohlc_disposed_unsubscribes_from_its_source_and_emits_nothing_more() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(on_next(201, 1.0), on_next(206, 2.0), on_next(212, 3.0))
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(5.0, scheduler)), disposed=208)
+    assert bars(result.messages) == [(205, 1.0, 1.0, 1.0, 1.0, 1)]
+    assert source.subscriptions == [Subscription(200, 208)]
+
+
+def test_quotes_emit_on_every_top_of_book_field_only() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, md(1, 1, _84="1.0", _86="2.0", _31="1.5", _88="10", _85="20", _7059="5")),
+        on_next(202, md(1, 2, _85="21")),  # ask size
+        on_next(203, md(1, 3, _88="11")),  # bid size
+        on_next(204, md(1, 4, _7059="6")),  # last size
+        on_next(205, md(1, 5, _87="1000")),  # volume: not top of book
+        on_completed(206),
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.quotes()))
+    assert [t for t, _ in values(result.messages)] == [201, 202, 203, 204, 206]
+
+
+def test_order_state_merges_order_updates_by_their_delta() -> None:
+    scheduler = TestScheduler()
+    first = OrderUpdate(
+        7,
+        {"orderId": 7, "status": "Submitted"},
+        frozenset({"orderId", "status"}),
+        {"orderId": 7, "status": "Submitted"},
+    )
+    later = OrderUpdate(
+        7, {"orderId": 7, "status": "Filled"}, frozenset({"status"}), {"orderId": 7, "status": "Filled"}
+    )
+    source = scheduler.create_hot_observable(on_next(201, first), on_next(202, later), on_completed(203))
+    result = scheduler.start(lambda: source.pipe(rxo.order_state()))
+    got = [
+        (t, v.order_id, v.fields.get("status"), sorted(v.changed))
+        for t, v in values(result.messages)
+        if v != "|"
+    ]
+    assert got == [(201, 7, "Submitted", ["orderId", "status"]), (202, 7, "Filled", ["status"])]
+
+
+def test_order_book_get_returns_the_merged_state() -> None:
+    book = OrderBook()
+    assert book.get(7) is None
+    book.apply({"orderId": 7, "status": "Submitted", "side": "BUY"})
+    book.apply({"orderId": 7, "status": "Filled"})
+    state = book.get(7)
+    assert state is not None and dict(state.fields) == {"orderId": 7, "status": "Filled", "side": "BUY"}
+    assert book.apply({"orderId": 7, "status": "Filled"}) is None  # changes nothing
+    assert [u.order_id for u in book.current()] == [7]
