@@ -161,9 +161,8 @@ def test_parse_request_raises_only_value_error(payload: str) -> None:
 def test_field_parsers_never_raise(value: Any) -> None:
     number = parse_number(value)
     assert number is None or isinstance(number, int | float)
-    assert (
-        number is None or isinstance(value, bool) or math.isfinite(number) or isinstance(value, int | float)
-    )
+    if isinstance(value, str) and number is not None:
+        assert math.isfinite(number)  # text never parses to inf or nan
     price = parse_price(value)
     assert price.value is None or isinstance(price.value, float)
     # a price is its number once the C/H prefixes are gone
