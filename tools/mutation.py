@@ -234,6 +234,8 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
             if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
                 if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
                     mark(body[0], skip)  # a docstring
+            if isinstance(child, ast.Expr) and isinstance(child.value, ast.Constant):
+                mark(child, skip)  # a bare string: an attribute's docstring
             if isinstance(child, ast.AnnAssign):
                 mark(child.annotation, skip)
                 if isinstance(child.target, ast.Name) and child.value is None:
