@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import reactivex
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.subscription import Subscription
 
@@ -35,6 +36,8 @@ def test_ohlc_skips_prices_that_are_not_finite() -> None:
         on_next(202, math.nan),
         on_next(203, math.inf),
         on_next(204, -math.inf),
+        on_next(204.5, "11.0"),  # not a number: no price
+        on_next(204.7, True),  # a bool is not a price either
         on_next(205, 12.0),
         on_completed(207),
     )
@@ -70,13 +73,14 @@ def test_quotes_emit_on_every_top_of_book_field_only() -> None:
     source = scheduler.create_hot_observable(
         on_next(201, md(1, 1, _84="1.0", _86="2.0", _31="1.5", _88="10", _85="20", _7059="5")),
         on_next(202, md(1, 2, _85="21")),  # ask size
+        on_next(202.5, md(1, 2, _86="2.5")),  # ask price
         on_next(203, md(1, 3, _88="11")),  # bid size
         on_next(204, md(1, 4, _7059="6")),  # last size
         on_next(205, md(1, 5, _87="1000")),  # volume: not top of book
         on_completed(206),
     )
     result = scheduler.start(lambda: source.pipe(rxo.quotes()))
-    assert [t for t, _ in values(result.messages)] == [201, 202, 203, 204, 206]
+    assert [t for t, _ in values(result.messages)] == [201, 202, 202.5, 203, 204, 206]
 
 
 def test_order_state_merges_order_updates_by_their_delta() -> None:
@@ -109,3 +113,60 @@ def test_order_book_get_returns_the_merged_state() -> None:
     assert state is not None and dict(state.fields) == {"orderId": 7, "status": "Filled", "side": "BUY"}
     assert book.apply({"orderId": 7, "status": "Filled"}) is None  # changes nothing
     assert [u.order_id for u in book.current()] == [7]
+
+
+def test_changes_of_the_ask_alias_follow_the_ask_price() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"conid": 1, "ask_price": 2.0, "bid_price": 1.0}),
+        on_next(202, {"conid": 1, "ask_price": 2.0, "bid_price": 1.5}),
+        on_next(203, {"conid": 1, "ask_price": 2.5, "bid_price": 1.5}),
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.changes("ask")))
+    assert [(t, v["ask_price"]) for t, v in values(result.messages)] == [(201, 2.0), (203, 2.5)]
+
+
+def test_ohlc_and_latest_use_the_scheduler_they_are_given_over_the_subscriptions() -> None:
+    outer, own = TestScheduler(), TestScheduler()
+    source = outer.create_hot_observable(on_next(201, 1.0), on_next(202, 2.0))
+    got: list[Any] = []
+    latest_got: list[Any] = []
+    outer.schedule_absolute(
+        200, lambda *_: source.pipe(rxo.ohlc(10.0, own)).subscribe(got.append, scheduler=outer)
+    )
+    outer.schedule_absolute(
+        200, lambda *_: source.pipe(rxo.latest(10.0, own)).subscribe(latest_got.append, scheduler=outer)
+    )
+    outer.advance_to(300)  # the subscription's clock passes the interval: nothing closes on it
+    assert got == [] and latest_got == [1.0]
+    own.advance_by(20)  # the operators' own clock does
+    assert [(b.open, b.close, b.count) for b in got] == [(1.0, 2.0, 2)]
+    assert latest_got == [1.0, 2.0]
+
+
+def test_ohlc_and_latest_work_without_any_scheduler() -> None:
+    bars_got: list[Any] = []
+    reactivex.from_iterable([1.0, 3.0, 2.0]).pipe(rxo.ohlc(3600)).subscribe(bars_got.append)
+    assert [(b.open, b.high, b.low, b.close, b.count) for b in bars_got] == [(1.0, 3.0, 1.0, 2.0, 3)]
+    latest_got: list[Any] = []
+    reactivex.from_iterable([1, 2, 3]).pipe(rxo.latest(3600)).subscribe(latest_got.append)
+    assert latest_got == [1, 3]  # the first at once, the latest pending one at completion
+
+
+def test_latest_emits_what_is_pending_at_completion_then_completes() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, "a"), on_next(202, "b"), on_next(203, "c"), on_completed(204)
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.latest(10.0, scheduler)))
+    assert values(result.messages) == [(201, "a"), (204, "c"), (204, "|")]
+
+
+def test_order_state_errors_on_an_item_it_cannot_read() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"orderId": 1, "status": "Submitted"}), on_next(202, 42)
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.order_state()))
+    got = values(result.messages)
+    assert got[0][0] == 201 and got[1][0] == 202 and str(got[1][1]).startswith("#expected a Message")
