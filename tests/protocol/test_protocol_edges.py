@@ -1,0 +1,74 @@
+"""Edges of the wire format that mutation testing found untested: a UTF-8 BOM, error frames without
+a text, Message's bounded repr, every smh source and format code, bad ech targets, Price defaults."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from rxibkr.protocol import IbkrWsKey, MessageKind, decode, parse_request
+from rxibkr.protocol.fields import Price, parse_price
+from rxibkr.protocol.requests import FORMAT_CODES, SOURCES, market_history_args
+
+
+def test_a_utf8_bom_before_the_json_is_ignored() -> None:
+    raw = orjson.dumps({"topic": "smd+1", "conid": 1, "31": "2.5"})
+    for frame in (b"\xef\xbb\xbf" + raw, "\ufeff" + raw.decode()):
+        message = decode(frame)
+        assert (message.kind, message.key, message.topic) == (
+            MessageKind.DATA,
+            IbkrWsKey.MARKET_DATA,
+            "smd+1",
+        )
+        assert message.data == orjson.loads(raw)
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ({"error": None, "code": 7}, "error (code 7)"),
+        ({"error": {"why": "x"}}, "{'why': 'x'}"),
+        ({"error": "bad", "code": "E1"}, "bad (code 'E1')"),
+        ({"error": None, "message": "said so"}, "said so"),
+    ],
+)
+def test_an_error_frame_is_described_whatever_its_error_is(frame: dict[str, object], error: str) -> None:
+    message = decode(orjson.dumps(frame))
+    assert message.kind is MessageKind.ERROR
+    assert message.error == error
+
+
+def test_a_message_repr_is_bounded_and_says_what_it_is() -> None:
+    short = orjson.dumps({"topic": "system", "hb": 1})
+    assert repr(decode(short)) == f"Message(kind=DATA, key=SYSTEM, topic='system', raw={short!r})"
+    exactly = b'{"topic":"system","x":"' + b"a" * (80 - 25) + b'"}'
+    assert len(exactly) == 80 and repr(exactly) in repr(decode(exactly))  # 80 bytes: whole
+    long = b'{"topic":"system","x":"' + b"a" * 500 + b'"}'
+    text = repr(decode(long))
+    assert repr(long[:77] + b"...") in text and len(text) < 200
+    long_text = long.decode()
+    assert repr(long_text[:77] + "...") in repr(decode(long_text))
+    bad = repr(decode(b"{nope"))
+    assert bad.startswith("Message(kind=MALFORMED") and ", error=" in bad
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_smh_source_is_accepted(source: str) -> None:
+    assert market_history_args(bar="1min", period="1d", source=source)["source"] == source
+
+
+@pytest.mark.parametrize("code", FORMAT_CODES)
+def test_every_smh_format_code_is_accepted(code: str) -> None:
+    assert market_history_args(bar="1min", period="1d", format=code)["format"] == code
+
+
+def test_a_bad_ech_target_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="ech target must be printable ASCII"):
+        parse_request("ech+a b")
+    assert parse_request("ech+hb").targets == ("hb",)
+
+
+def test_a_price_has_no_flags_unless_prefixed() -> None:
+    assert Price(1.5) == (1.5, False, False)
+    assert parse_price("1.5") == Price(1.5)
+    assert parse_price("C1.5") == Price(1.5, is_close=True)
