@@ -263,3 +263,27 @@ def test_a_machine_is_created_stopped() -> None:
     m = SessionMachine(Settings())
     assert (m.state, m.running, m.conn, m.ready) == (S.STOPPED, False, None, False)
     assert timers(m.handle(ev.Start())) == {}
+
+
+def test_an_error_frame_with_an_odd_topic_is_reported_and_fails_nothing() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "pl", {})
+    for topic in (42, None, ["spl"]):
+        actions = control(m, {"error": "odd", "code": 400, "topic": topic})
+        assert [a.kind for a in of(actions, ev.Report)] == [K.GATEWAY_ERROR], topic
+        assert statuses(actions) == []
+    assert m.channels["pl"].status is ST.PENDING and token is not None
+
+
+def test_a_lost_connection_stops_the_auth_poll() -> None:
+    m = authenticated(has_rest=True)
+    control(m, frames.sts(authenticated=False))
+    assert "auth_poll" in m._timers
+    actions = m.handle(ev.Closed(1, 1006, "", None))
+    assert ev.CancelTimer("auth_poll") in actions and "auth_poll" not in m._timers
+
+
+def test_accounts_that_are_not_a_list_warn_of_nothing() -> None:
+    m = authenticated(account_id="DU111")
+    assert control(m, {"topic": "act", "args": {"accounts": "DU222"}}) == []
+    assert control(m, {"topic": "act", "args": ["DU222"]}) == []
