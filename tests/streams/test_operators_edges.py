@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 import reactivex
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.subscription import Subscription
@@ -170,3 +171,62 @@ def test_order_state_errors_on_an_item_it_cannot_read() -> None:
     result = scheduler.start(lambda: source.pipe(rxo.order_state()))
     got = values(result.messages)
     assert got[0][0] == 201 and got[1][0] == 202 and str(got[1][1]).startswith("#expected a Message")
+
+
+def test_changes_aliases_and_plain_objects() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Tick:
+        conid: int
+        level: float
+
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"conid": 1, "bid_price": 1.0, "market_data_availability": "RpB"}),
+        on_next(202, {"conid": 1, "bid_price": 1.0, "market_data_availability": "DpB"}),
+        on_next(203, {"conid": 1, "bid_price": 1.5, "market_data_availability": "DpB"}),
+    )
+    bids = scheduler.start(lambda: source.pipe(rxo.changes("bid")))
+    assert [t for t, _ in values(bids.messages)] == [201, 203]
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"conid": 1, "market_data_availability": "RpB"}),
+        on_next(202, {"conid": 1, "market_data_availability": "DpB"}),
+        on_next(203, {"conid": 1, "market_data_availability": "DpB"}),
+    )
+    availability = scheduler.start(lambda: source.pipe(rxo.changes("availability")))
+    assert [t for t, _ in values(availability.messages)] == [201, 202]
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, Tick(1, 1.0)), on_next(202, Tick(1, 1.0)), on_next(203, Tick(1, 2.0))
+    )
+    levels = scheduler.start(lambda: source.pipe(rxo.changes("level")))  # any object's attribute
+    assert [(t, v.level) for t, v in values(levels.messages)] == [(201, 1.0), (203, 2.0)]
+
+
+def test_changes_and_latest_refuse_bad_arguments() -> None:
+    for bad in (5, "", None):
+        with pytest.raises(TypeError, match="field"):
+            rxo.changes(bad)  # type: ignore[arg-type]
+    for interval in (0, -1, "5", True, None):
+        with pytest.raises(ValueError, match="interval"):
+            rxo.latest(interval)  # type: ignore[arg-type]
+    assert rxo.latest(0.5).interval == 0.5  # under a second is fine
+
+
+def test_ohlc_takes_the_price_it_is_given() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"bid": 5.0}), on_next(202, {"bid": 7.0}), on_completed(203)
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(10.0, scheduler, price=lambda q: q["bid"])))
+    assert bars(result.messages) == [(203, 5.0, 7.0, 5.0, 7.0, 2), (203, "|")]
+
+
+def test_latest_disposed_unsubscribes_from_its_source() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(on_next(201, 1), on_next(205, 2), on_next(220, 3))
+    result = scheduler.start(lambda: source.pipe(rxo.latest(2.0, scheduler)), disposed=210)
+    assert values(result.messages) == [(201, 1), (205, 2)]
+    assert source.subscriptions == [Subscription(200, 210)]
