@@ -287,3 +287,37 @@ def test_accounts_that_are_not_a_list_warn_of_nothing() -> None:
     m = authenticated(account_id="DU111")
     assert control(m, {"topic": "act", "args": {"accounts": "DU222"}}) == []
     assert control(m, {"topic": "act", "args": ["DU222"]}) == []
+
+
+def test_authentication_lost_sets_every_subscription_pending_until_the_session_is_back() -> None:
+    m = authenticated(has_rest=True)
+    token, _ = subscribe(m, "pl", {})
+    m.handle(ev.Data(1, "pl"))
+    actions = control(m, frames.sts(authenticated=False))
+    assert statuses(actions) == [(token, ST.PENDING)]
+    assert ev.CancelTimer("heartbeat_watch") in actions and ev.Unawait(None) in actions
+
+
+def test_only_orders_wait_for_the_preflight_and_only_with_rest_orders() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    assert sends(subscribe(m, "pl", {})[1]) == ["spl+{}"]  # not orders: straight out
+    m = authenticated(has_rest=True, has_rest_orders=False)
+    _, actions = subscribe(m, "or", {})
+    assert sends(actions) == ["sor+{}"] and not of(actions, ev.Rest)
+
+
+def test_a_channel_released_before_the_session_is_never_unsubscribed() -> None:
+    m = opened()  # a socket, no session yet: the subscription is held
+    token, _ = subscribe(m, "pl", {}, handle="h")
+    actions = m.handle(ev.Release(token, "h"))
+    assert sends(actions) == [] and statuses(actions) == [(token, ST.UNSUBSCRIBED)]
+
+
+def test_reports_are_not_redacted_unless_they_may_name_accounts_and_the_account_warning_says_so() -> None:
+    m = authenticated()
+    actions = m.handle(ev.Closed(1, 1006, "", None))
+    assert [(a.kind, a.redact) for a in of(actions, ev.Report)] == [(K.CONNECTION_LOST, False)]
+    m = authenticated(account_id="DU111")
+    actions = control(m, {"topic": "act", "args": {"accounts": ["DU222"]}})
+    assert actions == [ev.Warn("the gateway's accounts do not include the configured account_id")]
+    assert ev.SetTimer("x", 1.0, 1).periodic is False
