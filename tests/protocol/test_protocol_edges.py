@@ -6,9 +6,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from rxibkr.protocol import IbkrWsKey, MessageKind, decode, parse_request
+from rxibkr.protocol import IbkrWsKey, Message, MessageKind, decode, parse_request
 from rxibkr.protocol.fields import Price, parse_price
-from rxibkr.protocol.requests import FORMAT_CODES, SOURCES, market_history_args
+from rxibkr.protocol.requests import (
+    FORMAT_CODES,
+    SOURCES,
+    market_history_args,
+    session,
+    unsubscribe_price_ladder,
+)
 
 
 def test_a_utf8_bom_before_the_json_is_ignored() -> None:
@@ -52,14 +58,21 @@ def test_a_message_repr_is_bounded_and_says_what_it_is() -> None:
     assert bad.startswith("Message(kind=MALFORMED") and ", error=" in bad
 
 
-@pytest.mark.parametrize("source", SOURCES)
+# the protocol's lists (README section 2), written out: not the library's own tuples
+@pytest.mark.parametrize("source", ["midpoint", "trades", "bid_ask", "bid", "ask"])
 def test_every_smh_source_is_accepted(source: str) -> None:
     assert market_history_args(bar="1min", period="1d", source=source)["source"] == source
+    assert source in SOURCES
 
 
-@pytest.mark.parametrize("code", FORMAT_CODES)
+@pytest.mark.parametrize("code", ["%o", "%c", "%h", "%l", "%v"])
 def test_every_smh_format_code_is_accepted(code: str) -> None:
     assert market_history_args(bar="1min", period="1d", format=code)["format"] == code
+    assert code in FORMAT_CODES
+
+
+def test_smh_defaults() -> None:
+    assert market_history_args() == {"period": "1d", "bar": "5min", "outsideRth": False, "source": "trades"}
 
 
 def test_a_bad_ech_target_is_refused_by_name() -> None:
@@ -72,3 +85,35 @@ def test_a_price_has_no_flags_unless_prefixed() -> None:
     assert Price(1.5) == (1.5, False, False)
     assert parse_price("1.5") == Price(1.5)
     assert parse_price("C1.5") == Price(1.5, is_close=True)
+
+
+def test_message_kinds_are_public_values() -> None:
+    assert [k.value for k in MessageKind] == ["data", "control", "error", "unknown", "malformed"]
+
+
+def test_messages_compare_by_content_and_never_equal_other_types() -> None:
+    a = Message(MessageKind.DATA, IbkrWsKey.PNL, "spl", {"x": 1}, b"{}", None)
+    assert (a == 5) is False and (a != "spl") is True
+    assert a == Message(MessageKind.DATA, IbkrWsKey.PNL, "spl", {"x": 1}, b"{}", None)
+    assert a != Message(MessageKind.DATA, IbkrWsKey.ACCOUNT_LEDGER, "spl", {"x": 1}, b"{}", None)
+    assert a != Message(MessageKind.DATA, IbkrWsKey.PNL, "spl2", {"x": 1}, b"{}", None)
+    assert a != Message(MessageKind.DATA, IbkrWsKey.PNL, "spl", {"x": 2}, b"{}", None)
+
+
+def test_a_topicless_object_nobody_knows_says_so() -> None:
+    message = decode(b'{"foo": 1}')
+    assert message.error == "unrecognised topic-less object"
+    assert message.channel is None and message.target is None
+
+
+def test_unsubscribe_requests_have_their_key() -> None:
+    assert parse_request("umd+265598+{}").key is IbkrWsKey.MARKET_DATA
+    assert parse_request("tic").key is None
+
+
+def test_bad_session_ids_and_accounts_are_refused_by_name() -> None:
+    for bad in ("", "a b", "a\x01b", "a\tb"):
+        with pytest.raises(ValueError, match="session_id"):
+            session(bad)
+    with pytest.raises(ValueError, match="account must be printable"):
+        unsubscribe_price_ladder("DU 1")
