@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import reactivex
+from reactivex.disposable import Disposable
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.subscription import Subscription
 
 from rxibkr import operators as rxo
 from rxibkr.streams.models import Bar, OrderUpdate
-from rxibkr.streams.operators import OrderBook
+from rxibkr.streams.operators import OrderBook, QuoteBook
 
 from .test_operators import md, values
 
@@ -230,3 +231,76 @@ def test_latest_disposed_unsubscribes_from_its_source() -> None:
     result = scheduler.start(lambda: source.pipe(rxo.latest(2.0, scheduler)), disposed=210)
     assert values(result.messages) == [(201, 1), (205, 2)]
     assert source.subscriptions == [Subscription(200, 210)]
+
+
+class TimerLedger(TestScheduler):
+    """A TestScheduler that remembers every relative timer: fired, disposed, or still pending."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timers: list[dict[str, bool]] = []
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        entry = {"fired": False, "disposed": False}
+        self.timers.append(entry)
+
+        def run(scheduler: Any, st: Any) -> Any:
+            entry["fired"] = True
+            return action(scheduler, st)
+
+        inner = super().schedule_relative(duetime, run, state)
+
+        def dispose() -> None:
+            entry["disposed"] = True
+            inner.dispose()
+
+        return Disposable(dispose)
+
+    def pending(self) -> int:
+        return sum(1 for t in self.timers if not t["fired"] and not t["disposed"])
+
+
+def test_ohlc_leaves_no_timer_behind_however_it_ends() -> None:
+    # a tick of the next interval closes the bar at once: its timer (due at the same instant) is
+    # disposed, never fired; only the new bar's timer is pending
+    scheduler = TimerLedger()
+    source = scheduler.create_hot_observable(on_next(201, 1.0), on_next(210, 2.0))
+    source.pipe(rxo.ohlc(10.0, scheduler)).subscribe(lambda _: None)
+    scheduler.advance_to(210)
+    assert [t["fired"] for t in scheduler.timers] == [False, False] and scheduler.pending() == 1
+    for event in (on_completed(205), on_error(205, ValueError("x"))):
+        scheduler = TimerLedger()
+        source = scheduler.create_hot_observable(on_next(201, 1.0), event)
+        source.pipe(rxo.ohlc(10.0, scheduler)).subscribe(lambda _: None, lambda _: None)
+        scheduler.advance_to(205)
+        assert scheduler.pending() == 0, event
+    scheduler = TimerLedger()
+    source = scheduler.create_hot_observable(on_next(201, 1.0))
+    subscription = source.pipe(rxo.ohlc(10.0, scheduler)).subscribe(lambda _: None)
+    scheduler.advance_to(202)
+    subscription.dispose()
+    assert scheduler.pending() == 0
+
+
+def test_latest_leaves_no_timer_behind_however_it_ends() -> None:
+    for event in (on_completed(202), on_error(202, ValueError("x"))):
+        scheduler = TimerLedger()
+        source = scheduler.create_hot_observable(on_next(201, 1), event)
+        source.pipe(rxo.latest(10.0, scheduler)).subscribe(lambda _: None, lambda _: None)
+        scheduler.advance_to(202)
+        assert scheduler.pending() == 0
+
+
+def test_quote_book_get_and_changes_of_last() -> None:
+    book = QuoteBook()
+    assert book.get(1) is None
+    quote = book.apply(md(1, 1, _31="2.5"))
+    assert book.get(1) == quote and quote.last == 2.5
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"conid": 1, "last_price": 1.0}),
+        on_next(202, {"conid": 1, "last_price": 1.0}),
+        on_next(203, {"conid": 1, "last_price": 1.5}),
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.changes("last")))
+    assert [t for t, _ in values(result.messages)] == [201, 203]
