@@ -87,7 +87,7 @@ TARGETS: dict[str, Target] = {
     ),
     "framing": Target(
         files=("rxibkr/io/transport.py",),
-        tests=("tests/io",),
+        tests=("tests/io/test_framing.py",),
         functions=(
             "_valid_close_code",
             "_WebSocketConnection._read_loop",
