@@ -321,3 +321,57 @@ def test_reports_are_not_redacted_unless_they_may_name_accounts_and_the_account_
     actions = control(m, {"topic": "act", "args": {"accounts": ["DU222"]}})
     assert actions == [ev.Warn("the gateway's accounts do not include the configured account_id")]
     assert ev.SetTimer("x", 1.0, 1).periodic is False
+
+
+def test_a_connect_failure_without_words_reports_the_error() -> None:
+    m = machine()
+    m.handle(ev.Start())
+    error = ConnectionRefusedError(111, "refused")
+    actions = m.handle(ev.Closed(1, None, "", error))
+    assert reports(actions) == [
+        (K.CONNECTION_ERROR, f"connect to wss://localhost:5000/v1/api/ws failed: {error!r}")
+    ]
+
+
+def test_the_default_random_gives_the_full_back_off() -> None:
+    assert SessionMachine(Settings()).backoff(1) == 0.25
+    assert SessionMachine(Settings()).backoff(4) == 2.0
+
+
+def test_a_waiting_unsubscribe_of_a_lost_connection_is_unsubscribed() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "pl", {})
+    unsubscribe(m, "pl", token, confirm=True)
+    actions = m.handle(ev.Closed(1, 1006, "", None))
+    assert (token, ST.UNSUBSCRIBED) in statuses(actions)
+
+
+def test_data_of_another_connection_confirms_nothing() -> None:
+    m = opened()
+    assert m.handle(ev.Data(9, None)) == []
+    assert m.state is S.OPEN
+
+
+def test_authentication_refused_before_the_session_stops_the_session_timer() -> None:
+    m = opened()
+    actions = control(m, frames.sts(authenticated=False))
+    assert ev.CancelTimer("session") in actions and m.state is S.UNAUTHENTICATED
+
+
+def test_an_auth_poll_due_after_the_session_came_back_resets_nothing() -> None:
+    m = authenticated(has_rest=False)
+    control(m, frames.sts(authenticated=False))
+    token = m._timers["auth_poll"]
+    control(m, frames.sts(authenticated=True))
+    assert m.handle(ev.TimerFired("auth_poll", token)) == []
+    assert m.state is S.AUTHENTICATED
+
+
+def test_a_channel_that_is_not_a_string_is_a_type_error() -> None:
+    import pytest
+
+    from rxibkr.session.registry import split_channel
+
+    for bad in (5, None, b"md+1"):
+        with pytest.raises(TypeError, match="non-empty str"):
+            split_channel(bad)  # type: ignore[arg-type]
