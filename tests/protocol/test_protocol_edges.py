@@ -117,3 +117,28 @@ def test_bad_session_ids_and_accounts_are_refused_by_name() -> None:
             session(bad)
     with pytest.raises(ValueError, match="account must be printable"):
         unsubscribe_price_ladder("DU 1")
+
+
+@pytest.mark.parametrize(
+    ("unit", "limit"), [("min", 30), ("h", 8), ("d", 1000), ("w", 792), ("m", 182), ("y", 15)]
+)
+def test_smh_periods_are_bounded_per_unit_as_the_protocol_says(unit: str, limit: int) -> None:
+    assert market_history_args(period=f"{limit}{unit}")["period"] == f"{limit}{unit}"
+    assert market_history_args(period=f"1{unit}")["period"] == f"1{unit}"
+    for bad in (f"{limit + 1}{unit}", f"0{unit}"):
+        with pytest.raises(
+            ValueError, match=r"\{1-30\}min, \{1-8\}h, \{1-1000\}d, \{1-792\}w, \{1-182\}m or \{1-15\}y"
+        ):
+            market_history_args(period=bad)
+
+
+def test_targets_with_control_characters_are_refused() -> None:
+    with pytest.raises(ValueError, match="account must be printable"):
+        unsubscribe_price_ladder("DU\x011")
+
+
+def test_account_summary_args_carry_keys_and_fields() -> None:
+    from rxibkr.protocol.requests import account_summary
+
+    request = parse_request(account_summary("DU1", keys=["a"], fields=["b", "c"]))
+    assert request.args == {"keys": ["a"], "fields": ["b", "c"]}
