@@ -646,14 +646,25 @@ def reconnect_storm(drops: int = 100) -> ScenarioResult:
             wait_until(lambda: thread_kinds() == threads_before, 3.0),
             f"{threads_before} -> {thread_kinds()}",
         )
-        for key in IbkrWsKey:  # IBind's queues keep what nobody read (bounded): read them, as IBind users do
-            if key.solicited:
-                while not client.empty(key):
-                    client.get(key)
+
+        def drain() -> None:  # IBind's queues keep what nobody read (bounded): read them, as IBind users do
+            for key in IbkrWsKey:
+                if key.solicited:  # the only queued keys (unsolicited ones are opt-in)
+                    while not client.empty(key):
+                        client.get(key)
+
+        drain()
         growth = client_memory()
         tracemalloc.stop()
-        objects_after = leak_counts()
-        grown = {k: n - objects_before[k] for k, n in objects_after.items() if n - objects_before[k] > 3}
+
+        def grown_objects() -> dict[str, int]:
+            # data (and heartbeats) keep arriving meanwhile: look until a moment when none is in flight
+            drain()
+            after = leak_counts()
+            return {k: n - objects_before[k] for k, n in after.items() if n - objects_before[k] > 3}
+
+        wait_until(lambda: not grown_objects(), 5.0, 0.05)
+        grown = grown_objects()
         result.check(
             "no object piles up (rxibkr, reactivex, websocket-client, sockets)", not grown, f"{grown}"
         )
