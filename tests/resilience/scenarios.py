@@ -684,8 +684,15 @@ def slow_consumer(orders: int = 40) -> ScenarioResult:
     with quiet_insecure_warning(), Rig({"fill_delay": 0.01, "commission_delay": 0.02}) as rig:
         client = rig.client
         rig.subs = [client.subscribe("or", {}), client.subscribe("tr", {})]
-        # confirmed: the history has arrived (what comes later is drained from the queues below)
-        wait_until(lambda: all(s.active for s in rig.subs), 3.0)
+        # the trade and order history has arrived (it comes in several frames): wait until none came
+        # for 0.2 s; from here on only what the orders cause (the consumers attach after t0)
+        started = time.monotonic()
+
+        def history_settled() -> bool:
+            times = [e.time for e in rig.ledger.since(0.0) if e.key in (IbkrWsKey.ORDERS, IbkrWsKey.TRADES)]
+            return time.monotonic() - max(times, default=started) > 0.2
+
+        wait_until(history_settled, 5.0)
         t0 = time.monotonic()
         orders_q = client.new_queue_accessor(IbkrWsKey.ORDERS)
         trades_q = client.new_queue_accessor(IbkrWsKey.TRADES)
