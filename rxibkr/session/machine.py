@@ -815,7 +815,13 @@ class SessionMachine:
         target = None
         if channel.key is IbkrWsKey.MARKET_HISTORY:
             target = next(iter(self._history_server_ids(channel)), None)
-        self._unsub_awaiting[(channel.key, target)] = (channel, event.finish)
+        # keyed by the server id a history confirmation names; otherwise by the channel, so that two
+        # waiting unsubscribes of one key (two accounts' summaries) never overwrite each other: a
+        # confirmation that names nothing ends the oldest waiter of its key
+        self._unsub_awaiting[(channel.key, target if target is not None else channel.name)] = (
+            channel,
+            event.finish,
+        )
         channel.unsub_target = target
         self._timer(
             channel.unsub_timer, self.settings.subscription_timeout * self.settings.subscription_retries

@@ -599,6 +599,11 @@ class GatewaySimulator:
         held requests (clients still waiting get upgraded) and new ones normally."""
         self._call(lambda gw: gw.stall_handshake(stall))
 
+    @property
+    def stalled_handshakes(self) -> int:
+        """Upgrade requests held by :meth:`stall_handshake` right now (a test waits for its client)."""
+        return self._call(lambda gw: len(gw._stalled_requests))
+
     def send_raw(self, data: bytes | str, binary: bool | None = None) -> int:
         """Send ``data`` as-is to every open socket (binary or text opcode; default as configured).
         A text frame may carry invalid UTF-8. Returns the number of sockets."""

@@ -1,8 +1,9 @@
 """The hot-path prototypes parse server frames exactly as websocket-client does.
 
-They are proposals for ``rxibkr/transport.py``: these tests pin their behaviour on every read
-boundary (frames split at any byte), fragmented messages with control frames in between, every
-length encoding, ping/pong/close, and end of stream.
+The buffered ``recv`` prototype is pinned on every read boundary (frames split at any byte),
+fragmented messages with control frames in between, every length encoding, ping/pong/close, and end
+of stream. The reader's own frame parser (once the ``framing`` prototype) has its tests in
+tests/io/test_framing.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.firehose import encode_frame, smd_payload  # noqa: E402
-from benchmarks.prototypes import BufferedRecv, framing_read_loop  # noqa: E402
+from benchmarks.prototypes import BufferedRecv  # noqa: E402
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -100,46 +101,6 @@ class _WebSocket:
     def send_close(self, status: int = 1000, reason: bytes = b"") -> None:
         self.closes += 1
         self.close_status = status
-
-
-class _Listener:
-    def __init__(self) -> None:
-        self.frames: list[bytes | str] = []
-        self.pongs = 0
-
-    def on_frame(self, _connection: Any, data: bytes | str) -> None:
-        self.frames.append(data)
-
-    def on_pong(self, _connection: Any) -> None:
-        self.pongs += 1
-
-
-class _Connection:
-    def __init__(self) -> None:
-        self.listener = _Listener()
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64, 4096, 65536, 1 << 20])
-def test_framing_loop_delivers_what_websocket_client_would(chunk: int) -> None:
-    data, frames, pongs = _wire()
-    ws = _WebSocket(_Socket(data, chunk))
-    connection = _Connection()
-    code, reason = framing_read_loop(connection, ws)  # type: ignore[arg-type]
-    assert (code, reason) == (1000, "bye")
-    assert connection.listener.frames == frames
-    assert ws.pongs == pongs
-    assert connection.listener.pongs == 1
-    assert ws.closes == 1
-    assert ws.close_status == 1000  # the server's close code, echoed
-
-
-def test_framing_loop_raises_at_end_of_stream() -> None:
-    data = _frame(smd_payload(0), BINARY)
-    ws = _WebSocket(_Socket(data[:-3], 7))
-    connection = _Connection()
-    with pytest.raises(websocket.WebSocketConnectionClosedException):
-        framing_read_loop(connection, ws)  # type: ignore[arg-type]
-    assert connection.listener.frames == []
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 64, 65536])

@@ -88,3 +88,9 @@ def _environment() -> dict[str, str]:
 
     # the blocks must not depend on the developer's RXIBKR_* settings
     return {k: v for k, v in os.environ.items() if not k.startswith("RXIBKR_")}
+
+
+def test_every_executed_block_asserts_what_it_shows() -> None:
+    # running is not checking: a block whose output nobody looks at would pass whatever it printed
+    silent = [f"{name}:{line}" for name, line, code in BLOCKS if not re.search(r"^\s*assert\b", code, re.M)]
+    assert silent == [], f"blocks without an assert: {silent}"

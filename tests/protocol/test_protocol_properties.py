@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -145,6 +146,14 @@ def test_parse_request_raises_only_value_error(payload: str) -> None:
     except ValueError:
         return
     assert isinstance(request, ClientRequest)
+    # what was parsed is what the payload says: its action and channel head it, its targets follow
+    assert request.action in ("s", "u", "tic", "ech", "session")
+    if request.action in ("s", "u"):
+        assert payload.startswith(request.action + request.channel)
+        assert request.key is not None
+        assert all(t in payload for t in request.targets)
+    else:
+        assert request.key is None
 
 
 @SLOW
@@ -152,9 +161,37 @@ def test_parse_request_raises_only_value_error(payload: str) -> None:
 def test_field_parsers_never_raise(value: Any) -> None:
     number = parse_number(value)
     assert number is None or isinstance(number, int | float)
+    if isinstance(value, str) and number is not None:
+        assert math.isfinite(number)  # text never parses to inf or nan
     price = parse_price(value)
     assert price.value is None or isinstance(price.value, float)
-    parse_fields({"31": value, "87": value, "55": value, "x": value})
+    # a price is its number once the C/H prefixes are gone
+    assert price.value == (None if number is None else float(number)) or isinstance(value, str)
+    parsed = parse_fields({"31": value, "87": value, "55": value, "x": value})
+    assert parsed["last_price"] == price.value  # ids renamed to names, values parsed
+    assert parsed["x"] == value  # not a field: unchanged
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+
+
+@FAST
+@given(finite, st.sampled_from(["", "C", "H", "CH", "HC"]))
+def test_numbers_and_prices_round_trip_through_their_wire_text(x: float, prefix: str) -> None:
+    assert parse_number(x) == x and parse_number(repr(x)) == x
+    assert parse_number(f"{x:,.4f}") == float(f"{x:.4f}")  # thousands separators
+    assert parse_number(f"{x:.2f}%") == float(f"{x:.2f}")
+    price = parse_price(f"{prefix}{x!r}")
+    assert price == (x, "C" in prefix, "H" in prefix)
+
+
+@FAST
+@given(st.integers(-(10**12), 10**12), st.sampled_from(["K", "M", "B"]))
+def test_suffixed_numbers_scale_exactly(n: int, suffix: str) -> None:
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9}[suffix]
+    assert parse_number(f"{n}{suffix}") == float(n * scale)
+    assert parse_number(f"{n}{suffix.lower()}") == float(n * scale)
+    assert parse_number(str(n)) == n and isinstance(parse_number(str(n)), int)
 
 
 # --- builders round-trip ---------------------------------------------------------------------------------

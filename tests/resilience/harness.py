@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from waiting import wait_until
 
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
@@ -93,17 +94,6 @@ def standard_channels(account: str) -> list[tuple[str, dict[str, Any] | None]]:
 
 #: What the simulator's ``active_subscriptions()`` shows for ``standard_channels`` (topic -> count).
 STANDARD_SERVER_TOPICS = {"smd": 2, "smh": 1, "sbd": 1, "sor": 1, "str": 1, "spl": 1, "ssd": 1, "sld": 1}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.002) -> bool:
-    """Poll ``predicate`` until true (True) or ``timeout`` seconds passed (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def seq_of(message: Message) -> int | None:

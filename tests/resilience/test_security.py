@@ -179,7 +179,11 @@ def test_no_session_id_cookie_or_account_id_in_logs_over_a_whole_session(
             sim.account, {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "MKT"}
         )
         assert wait_until(lambda: bool(rig.ledger.since(t0, IbkrWsKey.TRADES)), 3.0)
-        time.sleep(0.3)  # REST tickles
+        # REST tickles (every 0.2 s): their requests and answers are in the logs that are checked below
+        tickles = sum(1 for r in caplog.records if "/tickle" in r.getMessage())
+        assert wait_until(
+            lambda: sum(1 for r in caplog.records if "/tickle" in r.getMessage()) >= tickles + 2, 5.0
+        )
         # an authentication loss and a reconnect (a new cookie from a new tickle)
         last = sim.total_connections
         sim.set_authenticated(False)

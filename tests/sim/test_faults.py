@@ -164,7 +164,7 @@ def test_stalled_handshake(sim: GatewaySimulator) -> None:
 
     thread = threading.Thread(target=patient)
     thread.start()
-    time.sleep(0.2)
+    assert sim.wait_for(lambda: sim.stalled_handshakes == 1, 3.0)  # its upgrade is held
     assert "frame" not in result
     sim.stall_handshake(False)
     thread.join(3.0)
@@ -187,7 +187,7 @@ def test_stop_while_stalled_is_bounded(sim_factory: Callable[..., GatewaySimulat
 
     thread = threading.Thread(target=hang)
     thread.start()
-    time.sleep(0.1)
+    assert sim.wait_for(lambda: sim.stalled_handshakes == 1, 3.0)  # stop() finds it held
     started = time.monotonic()
     sim.stop()
     assert time.monotonic() - started < 2.0
@@ -276,10 +276,20 @@ def test_faults_from_many_threads(sim: GatewaySimulator, connect: Connect) -> No
         lambda: sim.push_notification("x"),
         lambda: sim.quote(AAPL),
     ]
-    threads = [threading.Thread(target=hammer, args=(a,)) for a in actions]
+    counts = [0] * len(actions)
+
+    def counted(i: int, action: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            counts[i] += 1
+            return action()
+
+        return run
+
+    threads = [threading.Thread(target=hammer, args=(counted(i, a),)) for i, a in enumerate(actions)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    # every action overlapped the others many times (a count, not a duration)
+    assert sim.wait_for(lambda: min(counts) >= 20, 10.0), counts
     stop.set()
     for t in threads:
         t.join(2.0)
@@ -306,12 +316,15 @@ def test_fault_methods_work_from_the_loop_thread_too(sim: GatewaySimulator) -> N
 def test_session_lapses_quietly_without_keepalive(
     sim_factory: Callable[..., GatewaySimulator], connect: Connect
 ) -> None:
-    sim = sim_factory(session_timeout=0.3)
+    sim = sim_factory(session_timeout=0.6)
     rest = Rest(sim)
     client = connect(sim)
     client.send(SMD)
     client.recv_until(is_topic(f"smd+{AAPL}"))
-    for _ in range(3):  # tic keeps the session alive
+    # tic keeps the session alive past its timeout: pacing (time must pass), not a synchronisation;
+    # a gap of a sixth of the timeout leaves room for a loaded machine
+    started = time.monotonic()
+    while time.monotonic() - started < 0.9:
         time.sleep(0.1)
         client.send("tic")
     assert rest.json("GET", "/iserver/auth/status")["authenticated"] is True
