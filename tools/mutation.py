@@ -90,11 +90,11 @@ TARGETS: dict[str, Target] = {
         tests=("tests/io/test_framing.py",),
         functions=(
             "_valid_close_code",
+            "_violation",
+            "_fail",
+            "_closed_by_server",
+            "_send_close",
             "_WebSocketConnection._read_loop",
-            "_WebSocketConnection._check",
-            "_WebSocketConnection._fail",
-            "_WebSocketConnection._closed_by_server",
-            "_WebSocketConnection._send_close",
         ),
     ),
     "operators": Target(

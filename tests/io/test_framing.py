@@ -89,10 +89,6 @@ class Connection:
     """The reader's own methods on a connection without a thread or a socket."""
 
     _read_loop = transport._WebSocketConnection._read_loop
-    _check = transport._WebSocketConnection._check
-    _fail = transport._WebSocketConnection._fail
-    _send_close = staticmethod(transport._WebSocketConnection._send_close)
-    _closed_by_server = transport._WebSocketConnection._closed_by_server
 
     def __init__(self) -> None:
         self.listener = Listener()
@@ -298,7 +294,7 @@ def test_a_violation_still_ends_the_loop_when_the_close_cannot_be_sent() -> None
 
 def test_a_long_reason_is_cut_to_fit_a_control_frame() -> None:
     ws = WebSocket(b"")
-    transport._WebSocketConnection._send_close(ws, 1002, "é" * 100)  # type: ignore[arg-type]
+    transport._send_close(ws, 1002, "é" * 100)  # type: ignore[arg-type]
     assert ws.closes == [(1002, ("é" * 100).encode()[:123])]
 
 
