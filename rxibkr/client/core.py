@@ -583,7 +583,7 @@ class IbkrWsClient:
             state = handle.server
             if state.remove_request(handle) and self._channels.get(state.channel) is state:
                 del self._channels[state.channel]
-            self._driver.enqueue(ev.Release(state, handle))
+            self._driver.enqueue(ev.Release(state, handle, state.channel))
         self._driver.kick()
 
     def unsubscribe(

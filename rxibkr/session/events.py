@@ -159,6 +159,7 @@ class Subscribe:
 class Release:
     token: Any
     handle: Any
+    channel: str
 
 
 @dataclass(frozen=True, slots=True)

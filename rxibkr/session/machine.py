@@ -778,9 +778,9 @@ class SessionMachine:
                 self._emit(Send(self.conn, payload))
 
     def _on_release(self, event: Release) -> None:
-        channel = next((c for c in self.channels.values() if c.token is event.token), None)
-        if channel is None:
-            return
+        channel = self.channels.get(event.channel)
+        if channel is None or channel.token is not event.token:
+            return  # ended already (unsubscribed, or replaced by a newer request)
         channel.remove(event.handle)
         if not channel.handles:
             self._end_channel(channel, send=True)

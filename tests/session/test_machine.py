@@ -141,11 +141,11 @@ def test_the_last_release_unsubscribes_once() -> None:
     token, h1, h2 = Token(), object(), object()
     subscribe(m, "md+265598", {"fields": ["31"]}, token, h1)
     subscribe(m, "md+265598", {"fields": ["31"]}, token, h2)
-    assert sends(m.handle(ev.Release(token, h1))) == []
-    actions = m.handle(ev.Release(token, h2))
+    assert sends(m.handle(ev.Release(token, h1, "md+265598"))) == []
+    actions = m.handle(ev.Release(token, h2, "md+265598"))
     assert sends(actions) == ["umd+265598+{}"]
     assert ev.Status(token, ev.SubscriptionStatus.UNSUBSCRIBED) in actions
-    assert m.handle(ev.Release(token, h2)) == []
+    assert m.handle(ev.Release(token, h2, "md+265598")) == []
 
 
 def test_data_confirms_an_awaited_subscription_and_silence_is_retried_then_failed() -> None:

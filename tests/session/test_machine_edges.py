@@ -204,8 +204,8 @@ def test_a_refused_channel_subscribed_again_is_unsubscribed_when_released() -> N
     control(m, {"error": "no", "code": 400, "topic": "spl"})
     m.handle(ev.Subscribe(token, "h2", "pl", {"a": 2}, True, P))  # asked again: no longer refused
     m.handle(ev.Data(1, "pl"))
-    m.handle(ev.Release(token, "h1"))
-    assert sends(m.handle(ev.Release(token, "h2"))) == ["upl+{}"]
+    m.handle(ev.Release(token, "h1", "pl"))
+    assert sends(m.handle(ev.Release(token, "h2", "pl"))) == ["upl+{}"]
 
 
 def test_a_payload_failing_on_resend_stops_waiting_for_the_channel() -> None:
@@ -220,7 +220,7 @@ def test_a_payload_failing_on_resend_stops_waiting_for_the_channel() -> None:
 def test_releasing_an_awaited_channel_stops_its_retries() -> None:
     m = authenticated()
     token, _ = subscribe(m, "pl", {}, handle="h")
-    actions = m.handle(ev.Release(token, "h"))
+    actions = m.handle(ev.Release(token, "h", "pl"))
     assert ev.CancelTimer("sub:pl") in actions and ev.Unawait("pl") in actions
     assert "sub:pl" not in m._timers
 
@@ -309,7 +309,7 @@ def test_only_orders_wait_for_the_preflight_and_only_with_rest_orders() -> None:
 def test_a_channel_released_before_the_session_is_never_unsubscribed() -> None:
     m = opened()  # a socket, no session yet: the subscription is held
     token, _ = subscribe(m, "pl", {}, handle="h")
-    actions = m.handle(ev.Release(token, "h"))
+    actions = m.handle(ev.Release(token, "h", "pl"))
     assert sends(actions) == [] and statuses(actions) == [(token, ST.UNSUBSCRIBED)]
 
 

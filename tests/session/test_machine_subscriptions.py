@@ -81,9 +81,9 @@ def test_an_exchange_qualified_market_data_channel_is_confirmed_by_its_plain_top
     assert sends(actions) == ['smd+265598@SMART+{"fields": ["31"]}']
     assert ev.Await("md+265598") in actions  # smd+265598 frames confirm it
     assert statuses(m.handle(ev.Data(1, "md+265598"))) == [(token, ST.ACTIVE)]
-    assert sends(m.handle(ev.Release(token, next(iter(m.channels["md+265598@SMART"].handles))))) == [
-        "umd+265598@SMART+{}"
-    ]
+    assert sends(
+        m.handle(ev.Release(token, next(iter(m.channels["md+265598@SMART"].handles)), "md+265598@SMART"))
+    ) == ["umd+265598@SMART+{}"]
 
 
 def test_union_of_market_data_requests_keeps_first_asked_order_and_latest_other_keys() -> None:
@@ -198,7 +198,7 @@ def test_a_refusal_names_the_topic_and_a_client_error_code_only() -> None:
         assert statuses(actions) == [(token, ST.FAILED)], code
         assert ev.Unawait("pl") in actions
         # a refused channel has nothing to end at the gateway
-        assert sends(m.handle(ev.Release(token, next(iter(m.channels["pl"].handles))))) == []
+        assert sends(m.handle(ev.Release(token, next(iter(m.channels["pl"].handles)), "pl"))) == []
 
 
 def test_a_refusal_of_an_active_channel_found_by_topic_fails_it() -> None:
