@@ -66,16 +66,6 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
 
 
-def env_cacert(name: str = "RXIBKR_CACERT") -> str | bool:
-    """``RXIBKR_CACERT``: a path, or false/0 to disable verification. Unset means False."""
-    value = os.environ.get(name)
-    if value is None or value.strip().lower() in _FALSE:
-        return False
-    if value.strip().lower() in _TRUE:
-        return True
-    return value
-
-
 def env_tls_cacert(name: str = "RXIBKR_CACERT") -> str | bool | None:
     """``RXIBKR_CACERT`` for :class:`rxibkr.io.tls.TlsPolicy`: unset or empty means None (pin a loopback
     gateway on first use, system CAs elsewhere); false/0/no/off means False (no verification);
@@ -106,10 +96,6 @@ def float_or_env(value: float | Unset, name: str, default: float) -> float:
 
 def int_or_env(value: int | Unset, name: str, default: int) -> int:
     return env_int(name, default) if isinstance(value, Unset) else int(value)
-
-
-def cacert_or_env(value: str | bool | Unset) -> str | bool:
-    return env_cacert() if isinstance(value, Unset) else value
 
 
 def tls_cacert_or_env(value: str | bool | Unset | None) -> str | bool | None:
