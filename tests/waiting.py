@@ -21,3 +21,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() >= deadline:
             return bool(predicate())
         time.sleep(interval)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    """:func:`wait_until` that fails the test (AssertionError naming ``what``) when the bound passes."""
+    assert wait_until(condition, timeout, interval=0.01), f"{what}: not met within {timeout:g} s"

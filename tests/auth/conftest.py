@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,17 +10,9 @@ import pytest
 pytest.importorskip("aiohttp")
 pytest.importorskip("cryptography")
 
+from waiting import wait_until  # noqa: F401 (re-exported to the tests of this area)
+
 from rxibkr.sim import GatewaySimulator
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
 
 FAST: dict[str, Any] = dict(heartbeat_interval=0.2, md_interval=0.02, greeting_delay=0.01)
 

@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from waiting import wait_for  # noqa: F401 (re-exported to the tests of this area)
 
 
 def command() -> list[str]:
@@ -68,13 +70,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not met within {timeout} s"
-        time.sleep(0.01)
 
 
 def handles(pid: int, signals: Sequence[int]) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
+from waiting import wait_until
 
 from rxibkr.sim import GatewaySimulator
 
@@ -26,17 +27,6 @@ T = TypeVar("T")
 #: Thread names of the client: readers (one per connection) and the REST worker. The control thread
 #: is an ``EventLoopScheduler`` thread, found by comparing ``threading.enumerate()`` before and after.
 CLIENT_THREAD_PREFIXES = ("rxibkr-reader-", "rxibkr-rest")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
-    """Poll ``predicate`` until true (True) or ``timeout`` seconds passed (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def dump_threads(why: str) -> None:

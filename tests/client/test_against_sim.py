@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
@@ -15,15 +16,6 @@ from rxibkr.protocol import IbkrWsKey, Message
 
 sim_module = pytest.importorskip("rxibkr.sim")
 GatewaySimulator = sim_module.GatewaySimulator
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture

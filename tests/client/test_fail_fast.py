@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from rxibkr import ConnectionState, ErrorKind, IbkrWsClient, IbkrWsKey
 from rxibkr.sim import GatewaySimulator
@@ -90,10 +91,7 @@ def test_a_gateway_without_a_greeting_is_usable() -> None:
             assert client.check_health() is False  # not started
             assert client.start() is True
             assert client.check_health() is True  # right after the socket opened
-            deadline = time.monotonic() + 5
-            while len(got) < 3 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert len(got) >= 3
+            assert wait_until(lambda: len(got) >= 3, 5)
             assert heartbeat.wait(5)
             assert client.check_health() is True  # after the first heartbeat
         finally:

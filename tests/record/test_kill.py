@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 from rxibkr.record import Recording
 
 pytest.importorskip("aiohttp")
+
+from waiting import wait_for
 
 from rxibkr.sim import GatewaySimulator
 
@@ -73,13 +74,6 @@ def sent_seqs(sim: GatewaySimulator) -> set[int]:
         if isinstance(obj, dict) and "_seq" in obj:
             out.add(obj["_seq"])
     return out
-
-
-def wait_for(condition: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        threading.Event().wait(0.05)
 
 
 def recording_steadily(sim: GatewaySimulator, out: Path, proc: subprocess.Popen[bytes]) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 pytest.importorskip("aiohttp")
 pytest.importorskip("zstandard")
 
+from waiting import wait_for  # noqa: E402
+
 from rxibkr import operators as rxo  # noqa: E402
 from rxibkr.client.core import IbkrWsClient  # noqa: E402
 from rxibkr.record import SCHEMA_VERSION, Recorder, read, to_parquet  # noqa: E402
@@ -22,13 +21,6 @@ from rxibkr.streams.models import Bar, Execution, OrderUpdate, PnlRow, Quote  # 
 from rxibkr.testing import frames, virtual_client  # noqa: E402
 
 CONIDS = (265598, 8314)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        threading.Event().wait(0.02)
 
 
 def rows(source: Any, table: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import urllib3
 import websocket
+from waiting import wait_until  # noqa: F401 (re-exported to the tests of this area)
 
 from rxibkr.sim import GatewaySimulator
 
@@ -166,12 +167,3 @@ class Rest:
         resp = self.call(method, path, body, **fields)
         assert resp.status == status, (resp.status, resp.data[:300])
         return json.loads(resp.data)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from reactivex.testing import TestScheduler
+from waiting import wait_until  # noqa: F401 (re-exported to the tests of this area)
 
 from rxibkr.client.core import IbkrWsClient
 from rxibkr.client.events import ConnectionState
@@ -89,12 +88,3 @@ def sent(transport: FakeTransport, prefix: str = "") -> list[str]:
 
 def encode(frame: dict[str, Any]) -> bytes:
     return orjson.dumps(frame)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
