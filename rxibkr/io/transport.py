@@ -11,6 +11,7 @@ Exactly one ``on_close`` is delivered per connection, whatever happens.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -26,6 +27,27 @@ _LOGGER = logging.getLogger(__name__)
 CookieProvider = Callable[[], "str | None"]
 
 _READ_SIZE = 65536
+
+Scan = Callable[[bytes, int], tuple[list[bytes], int]]
+"""``scan(buf, pos) -> (payloads, pos)``: the fast-path frames whole in ``buf`` from ``pos`` on."""
+
+_c_scan: Scan | None
+try:  # the optional C accelerator of the reader's fast path (setup.py builds it when it can)
+    from rxibkr.io import _frames
+
+    _c_scan = _frames.scan
+except ImportError:  # pragma: no cover - no compiler at install time: the pure-Python reader
+    _c_scan = None
+
+
+def accelerator() -> Scan | None:
+    """The C fast path of the reader (``rxibkr.io._frames.scan``), or None: not built, or turned off
+    with ``RXIBKR_PURE_PYTHON=1``. Read when a connection starts reading (not per frame)."""
+    if os.environ.get("RXIBKR_PURE_PYTHON", "").strip() not in ("", "0"):
+        return None
+    return _c_scan
+
+
 """Bytes asked of the socket per read: one read serves hundreds of small frames."""
 
 
@@ -331,11 +353,17 @@ class _WebSocketConnection:
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
         sock_recv = sock.recv
+        scan = accelerator()
         buf = b""
         pos = 0
         fragments: list[bytes] = []
         fragment_op = 0  # 0x1 or 0x2 while a fragmented message is open
         while True:
+            if scan is not None and not fragment_op:
+                # the C accelerator: every fast-path frame whole in the buffer, in one call
+                payloads, pos = scan(buf, pos)
+                for payload in payloads:
+                    on_frame(self, payload)
             available = len(buf) - pos
             if available >= 2:
                 b1 = buf[pos]

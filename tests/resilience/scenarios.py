@@ -661,7 +661,9 @@ def reconnect_storm(drops: int = 100) -> ScenarioResult:
             # data (and heartbeats) keep arriving meanwhile: look until a moment when none is in flight
             drain()
             after = leak_counts()
-            return {k: n - objects_before[k] for k, n in after.items() if n - objects_before[k] > 3}
+            # a leak per drop shows as >= `drops` objects; a few live timers of a reconnect that a
+            # loaded machine's late pong caused meanwhile (a watchdog reset) are not a pile-up
+            return {k: n - objects_before[k] for k, n in after.items() if n - objects_before[k] > drops // 10}
 
         wait_until(lambda: not grown_objects(), 5.0, 0.05)
         grown = grown_objects()
