@@ -906,15 +906,17 @@ class _MarketDataHub(_Hub[MarketDataUpdate]):
         try:
             single.call(quote if single.quotes else update)
         finally:
-            self.release()
+            # stop delivering without the lock in the common case: clear the flag, then look at the
+            # outbox. Whoever queued meanwhile (under the lock) either saw the flag still set (so
+            # the outbox is not empty here, and release() delivers it) or saw it cleared and
+            # delivers itself. One store and one load, each atomic under the GIL, in this order.
+            self.delivering = False
+            if self.outbox:
+                self.release()
 
     def release(self) -> None:
-        """Stop delivering after a direct delivery, without the lock in the common case: clear the
-        flag, then look at the outbox. Whoever queued meanwhile (under the lock) either saw the flag
-        still set (so the outbox is not empty here, and this delivers it) or saw it cleared and
-        delivers itself (then the flag is set again here, and this leaves it). One store and one
-        load, each atomic under the GIL, in this order."""
-        self.delivering = False
+        """After a direct delivery that found the outbox not empty: deliver it, unless someone
+        else is delivering it already."""
         if self.outbox:
             with self.lock:
                 if self.delivering or not self.outbox:
