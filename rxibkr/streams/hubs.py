@@ -226,6 +226,11 @@ class _Hub(Generic[T]):
     So an observer's calls never overlap and keep their order, a late observer receives the state
     replay before anything newer, and an observer may call back into the client (subscribe, dispose,
     shutdown) from on_next without any lock of ours held.
+
+    ``lock`` is shared by every hub of one client (``TypedStreams.hub_lock``): it is only ever held
+    for a few dictionary and list operations, never around another lock or user code, and the
+    frames of all hubs come from one reader thread anyway; one lock instead of one per hub (1,000
+    conids: 1,000 fewer objects, and one fewer that each frame touches).
     """
 
     KEY: IbkrWsKey
@@ -250,7 +255,7 @@ class _Hub(Generic[T]):
         self.streams = streams
         self.channel = channel
         self.route = route
-        self.lock = threading.Lock()
+        self.lock = streams.hub_lock
         self.entries: tuple[_Entry[T], ...] = ()
         self.users = 0  # attached entries (the streams' lock); the last one to leave closes the hub
         self.data: dict[str, Any] | None = None  # what the server subscription should carry
@@ -352,6 +357,7 @@ class TypedStreams:
     def __init__(self, client: IbkrWsClient) -> None:
         self._client_ref = weakref.ref(client)
         self._lock = threading.RLock()
+        self.hub_lock = threading.Lock()  # every hub's lock (see _Hub)
         self._hubs: dict[str, _Hub[Any]] = {}
         self._routes: dict[IbkrWsKey, dict[Any, _Hub[Any]]] = {}
         self._taps: dict[IbkrWsKey, abc.DisposableBase] = {}
