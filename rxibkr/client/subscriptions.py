@@ -29,12 +29,42 @@ class _Owner(Protocol):
     def _release(self, handle: Subscription) -> None: ...
 
 
+# Guards every state's listener tuple and the creation of its wait event: both are rare (an
+# ``on_status`` call, a blocking ``wait``), so one lock for all of them, not one (and an Event,
+# ~1 KiB with its Condition) per subscription.
+_SHARED_LOCK = threading.Lock()
+
+
+def _is_own_union(data: dict[str, Any] | None) -> bool:
+    """``union_data([data])`` would equal ``data`` (its fields, if a list, already deduplicated)."""
+    if data is None:
+        return True
+    fields = data.get("fields")
+    if isinstance(fields, tuple):
+        return False
+    return not isinstance(fields, list) or len({str(f) for f in fields}) == len(fields)
+
+
 class SubscriptionState:
     """One server subscription of the client (one per channel), shared by every handle on it.
 
     ``data`` is what the subscription carries: for market data the union of the handles' fields.
     Users hold :class:`Subscription` handles; ``client.subscriptions`` shows these.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_listeners",
+        "_settled",
+        "_status",
+        "channel",
+        "data",
+        "key",
+        "match_channel",
+        "needs_confirmation",
+        "processor",
+        "requests",
+    )
 
     def __init__(
         self,
@@ -48,12 +78,15 @@ class SubscriptionState:
         self.data = data
         self.needs_confirmation = needs_confirmation
         self.processor = processor
-        self.handles: list[Subscription] = []
-        self.requests: dict[Subscription, dict[str, Any] | None] = {}
+        self.requests: dict[Subscription, dict[str, Any] | None] = {}  # handle -> its request, in order
         self._status = SubscriptionStatus.PENDING
-        self._settled = threading.Event()
+        self._settled: threading.Event | None = None  # created by the first wait() (lazily: rare)
         self._listeners: tuple[Callable[[SubscriptionStatus], None], ...] = ()
-        self._lock = threading.Lock()  # guards the listener tuple only
+
+    @property
+    def handles(self) -> list[Subscription]:
+        """The handles on this subscription, oldest first (a copy)."""
+        return list(self.requests)
 
     @property
     def status(self) -> SubscriptionStatus:
@@ -67,19 +100,27 @@ class SubscriptionState:
         return self._status is SubscriptionStatus.ACTIVE
 
     def __repr__(self) -> str:
-        return f"SubscriptionState({self.channel!r}, {self._status.value}, handles={len(self.handles)})"
+        return f"SubscriptionState({self.channel!r}, {self._status.value}, handles={len(self.requests)})"
 
     def wait(self, timeout: float | None = None) -> bool:
-        self._settled.wait(timeout)
+        """Block until the status is settled (not PENDING) or ``timeout`` passed; True iff active."""
+        if self._status is SubscriptionStatus.PENDING:
+            with _SHARED_LOCK:  # set_status reads the event under the same lock: no lost wake-up
+                event = self._settled
+                if event is None:
+                    event = self._settled = threading.Event()
+                    if self._status is not SubscriptionStatus.PENDING:
+                        event.set()
+            event.wait(timeout)
         return self.active
 
     def on_status(self, listener: Callable[[SubscriptionStatus], None]) -> abc.DisposableBase:
         """Call ``listener`` (on the control loop) each time the status changes; dispose to stop."""
-        with self._lock:
+        with _SHARED_LOCK:
             self._listeners = (*self._listeners, listener)
 
         def remove() -> None:
-            with self._lock:
+            with _SHARED_LOCK:
                 listeners = list(self._listeners)
                 if listener in listeners:
                     listeners.remove(listener)
@@ -89,26 +130,30 @@ class SubscriptionState:
 
     # -- the client's registry lock held --------------------------------------------------------
     def add_request(self, handle: Subscription, data: dict[str, Any] | None) -> None:
-        self.handles.append(handle)
-        self.requests[handle] = data
-        self.data = union_data(list(self.requests.values())) if self.key is IbkrWsKey.MARKET_DATA else data
+        requests = self.requests
+        requests[handle] = data
+        if self.key is IbkrWsKey.MARKET_DATA and (len(requests) > 1 or not _is_own_union(data)):
+            self.data = union_data(list(requests.values()))
+        else:  # one request that is its own union: kept as it is, not copied
+            self.data = data
 
     def remove_request(self, handle: Subscription) -> bool:
         """Forget ``handle``; True when it was the last one."""
-        if handle in self.handles:
-            self.handles.remove(handle)
         self.requests.pop(handle, None)
-        return not self.handles
+        return not self.requests
 
     # -- the control loop only ----------------------------------------------------------------
     def set_status(self, status: SubscriptionStatus) -> None:
         if status is self._status:
             return
-        self._status = status
-        if status is SubscriptionStatus.PENDING:
-            self._settled.clear()
-        else:
-            self._settled.set()
+        with _SHARED_LOCK:
+            self._status = status
+            event = self._settled
+            if event is not None:
+                if status is SubscriptionStatus.PENDING:
+                    event.clear()
+                else:
+                    event.set()
         for listener in self._listeners:
             listener(status)
 

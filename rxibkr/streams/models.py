@@ -493,36 +493,46 @@ class Quote:
 
 # Fast constructors for the hot path. The __init__ that dataclasses generate for a frozen class
 # sets each field through object.__setattr__ (about 3x the cost of setting the slots directly).
-# These build the same objects (same fields, same lazy caches left unset).
+# These build the same objects (same fields, same lazy caches left unset): an instance of a plain
+# class with the same slots (same memory layout) gets its slots stored directly (the interpreter's
+# specialised slot stores; the frozen class's __setattr__ forbids them), then the frozen class as
+# its class. About 40% fewer instructions than storing through the slot descriptors.
 _new = object.__new__
-_set_update = tuple(MarketDataUpdate.__dict__[n].__set__ for n in ("conid", "updated", "data", "message"))
-_set_quote = tuple(Quote.__dict__[n].__set__ for n in ("conid", "updated", "data", "update"))
+
+
+def _shape_of(cls: type) -> Any:
+    """A plain class with ``cls``'s slots, whose instances may become ``cls`` instances."""
+    return type(f"_{cls.__name__}Shape", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
+
+
+_UpdateShape = _shape_of(MarketDataUpdate)
+_QuoteShape = _shape_of(Quote)
 
 
 def new_update(
     conid: int, updated: int | None, data: Mapping[str, Any], message: Message
 ) -> MarketDataUpdate:
     """``MarketDataUpdate(conid, updated, data, message)``, faster."""
-    update: MarketDataUpdate = _new(MarketDataUpdate)
-    s0, s1, s2, s3 = _set_update
-    s0(update, conid)
-    s1(update, updated)
-    s2(update, data)
-    s3(update, message)
-    return update
+    update = _new(_UpdateShape)
+    update.conid = conid
+    update.updated = updated
+    update.data = data
+    update.message = message
+    update.__class__ = MarketDataUpdate
+    return update  # type: ignore[no-any-return]
 
 
 def new_quote(
     conid: int, updated: int | None, data: Mapping[str, Any], update: MarketDataUpdate | None
 ) -> Quote:
     """``Quote(conid, updated, data, update)``, faster."""
-    quote: Quote = _new(Quote)
-    s0, s1, s2, s3 = _set_quote
-    s0(quote, conid)
-    s1(quote, updated)
-    s2(quote, data)
-    s3(quote, update)
-    return quote
+    quote = _new(_QuoteShape)
+    quote.conid = conid
+    quote.updated = updated
+    quote.data = data
+    quote.update = update
+    quote.__class__ = Quote
+    return quote  # type: ignore[no-any-return]
 
 
 # =================================================================================================
