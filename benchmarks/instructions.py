@@ -51,6 +51,7 @@ def run(variant: str, n: int) -> None:
         client.observe(IbkrWsKey.MARKET_DATA).subscribe(count)
         if variant == "observe_noq":  # what the IBind queue's put costs
             client._queues_put = lambda _message: None  # type: ignore[method-assign]
+            client._md_queue = None  # the reader's inlined market-data put
     elif variant == "typed":
         client.market_data(fh.CONID).pipe(operators.snapshots()).subscribe(read)
     elif variant == "typed1000":

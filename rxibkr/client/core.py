@@ -313,6 +313,8 @@ class IbkrWsClient:
             QueueControllerClass, queued_keys(unsolicited_channels_to_be_queued), self._report_queue
         )
         self._queues_put = self._queues.put
+        # the reader appends market data to this queue itself and wakes its consumer once per batch
+        self._md_queue = self._queues.md_queue
 
         # -- shared with reader threads (plain reads and atomic dict operations) --------------------
         self._reader: _Reader | None = None  # the connection that delivers; others are abandoned
@@ -899,7 +901,7 @@ class _Reader:
     delivering, so an observer's calls never overlap across a reconnect.
     """
 
-    __slots__ = ("client", "closing", "conn", "connection", "done", "first_data", "opened", "prev")
+    __slots__ = ("batched", "client", "closing", "conn", "connection", "done", "first_data", "opened", "prev")
 
     def __init__(self, client: IbkrWsClient, conn: int, prev: _Reader | None) -> None:
         self.client = client
@@ -910,6 +912,7 @@ class _Reader:
         self.done = threading.Event()  # set when this reader delivers nothing more
         self.first_data = True
         self.opened = False
+        self.batched = False  # the transport calls on_batch_end: a queue consumer is woken there
 
     def finished(self) -> bool:
         return self.done.is_set()
@@ -948,6 +951,7 @@ class _Reader:
         _message: type[Message] = Message,
         _md: IbkrWsKey = _MARKET_DATA,
         _data: MessageKind = _DATA,
+        _int: type[int] = int,
     ) -> None:
         client = self.client
         if client._reader is not self:
@@ -972,6 +976,7 @@ class _Reader:
         if key is None:
             message = decode(data)
             key = message.key
+            obj = message.data
         else:
             message = _new(_message)
             message.kind = _data
@@ -988,7 +993,24 @@ class _Reader:
                     call(message)
                 except Exception as exc:  # an observer's bug must not stop the stream
                     subject._on_observer_error(exc, message)
-            client._queues_put(message)
+            # the IBind queue's put (IbindQueues.put), inlined for a market-data message with an int conid
+            q = client._md_queue
+            if q is not None and obj.get("conid").__class__ is _int:
+                items = q.items
+                if len(items) >= q.limit:  # full: drop the oldest (or report an unbounded backlog)
+                    if q.silent:  # bounded, nobody has read it yet: its drops are reported at the first read
+                        try:
+                            items.popleft()
+                            q.dropped += 1
+                        except IndexError:  # emptied meanwhile
+                            pass
+                    else:
+                        client._queues.overflow(q)
+                items.append(message)
+                if q.waiters and not self.batched:
+                    q.wake()  # else once per batch of frames: on_batch_end
+            else:
+                client._queues_put(message)
         else:
             client._subjects[key].on_next(message)  # type: ignore[index]
             client._queues_put(message)
@@ -1009,6 +1031,19 @@ class _Reader:
             channel = message.channel
             if channel is not None and client._awaiting.pop(channel, None) is not None:
                 client._driver.post(ev.Data(self.conn, channel))
+
+    def on_batch_end(self, connection: Connection) -> None:
+        """Every frame of one socket read is delivered: wake a consumer waiting for market data.
+
+        One hand-over per batch instead of per frame (a consumer woken takes everything present before
+        it waits again). At low rates a read holds one frame, so each frame still wakes it at once.
+        Until the transport calls this, ``on_frame`` wakes the consumer itself (transports that do not
+        batch: replay, the testing kit's).
+        """
+        self.batched = True
+        q = self.client._md_queue
+        if q is not None and q.waiters and q.items:
+            q.wake()
 
     def on_pong(self, connection: Connection) -> None:
         client = self.client
@@ -1037,6 +1072,10 @@ class _Reader:
             closed = ev.Closed(self.conn, code, reason, error, retryable=retryable, tls=tls, failure=failure)
             client._driver.post(closed)
         finally:
+            # frames delivered since the transport's last on_batch_end (a close frame in the same read)
+            q = client._md_queue
+            if q is not None and q.waiters and q.items:
+                q.wake()
             # done only once the readers before it are: a connection that never delivered must
             # not let the next one overtake an older reader still inside an observer
             self._fence()

@@ -29,6 +29,9 @@ Semantics, as IBind 0.1.14 (``IbkrWsClient._on_message`` + ``QueueController``):
 Cost: items are built when taken, not when put. The reader thread only appends the decoded message
 to a deque (about 130 ns, see tests/ibind/test_ibind_queues.py); a market-data message nobody takes
 is never converted. Blocking ``get`` waits on a condition that ``put`` signals only when a reader waits.
+The client's reader appends market data to ``IbindQueues.md_queue`` itself (``_Reader.on_frame``)
+and wakes a waiting consumer once per socket read, not once per message (the consumer then takes
+everything present without waiting): one thread hand-over per batch of frames instead of per frame.
 """
 
 from __future__ import annotations
@@ -74,23 +77,26 @@ _SOLICITED_BY_CHANNEL: dict[str, IbkrWsKey] = {key.channel: key for key in IbkrW
 # ======================================================================================================
 # item shapes
 # ======================================================================================================
-_ibind_field = IBIND_FIELDS.get
+_ibind_field = dict(IBIND_FIELDS).get  # a dict's get: a mappingproxy's costs ~300 instructions more a key
 
 
-def market_data_item(data: Mapping[str, Any]) -> dict[Any, dict[str, Any]]:
+def market_data_item(
+    data: Mapping[str, Any], _field: Callable[[str], str | None] = _ibind_field, _missing: Any = _MISSING
+) -> dict[Any, dict[str, Any]]:
     """IBind's MARKET_DATA queue item for an ``smd`` frame: ``{conid: {conid, _updated, topic, ...}}``.
 
     Field ids are renamed with IBind's table and every other key is dropped, as IBind does
     (``_preprocess_market_data_message``, ``unwrap_market_data=True``). The frame must carry ``conid``.
+    Runs on the consumer's thread, once per item taken: kept lean (one dict display, one loop).
     """
     conid = data["conid"]
-    result: dict[str, Any] = {"conid": conid}
-    updated = data.get("_updated", _MISSING)
-    if updated is not _MISSING:  # IBind raises KeyError (and loses the frame) when it is absent
-        result["_updated"] = updated
-    result["topic"] = data.get("topic")
+    updated = data.get("_updated", _missing)
+    if updated is not _missing:
+        result = {"conid": conid, "_updated": updated, "topic": data.get("topic")}
+    else:  # IBind raises KeyError (and loses the frame) when it is absent
+        result = {"conid": conid, "topic": data.get("topic")}
     for key, value in data.items():
-        name = _ibind_field(key)
+        name = _field(key)
         if name is not None:
             result[name] = value  # "6008" overwrites "conid", as in IBind
     return {conid: result}
@@ -136,7 +142,9 @@ class KeyQueue:
     Items the IbindQueues put are decoded messages, turned into IBind's item when taken (``finish``).
     """
 
-    __slots__ = ("_finish", "cond", "dropped", "items", "key", "limit", "maxsize", "next_report", "waiters")
+    __slots__ = (
+        "_finish", "cond", "dropped", "items", "key", "limit", "maxsize", "next_report", "silent", "waiters",
+    )  # fmt: skip
 
     def __init__(self, key: Any, maxsize: int | None = None) -> None:
         if maxsize is not None and maxsize < 1:
@@ -149,7 +157,8 @@ class KeyQueue:
         self.next_report = 1
         self.waiters = 0
         self.cond = threading.Condition(threading.Lock())
-        self._finish: Callable[[Any], Any] | None = None
+        self.silent = False  # bounded and nobody has read it yet: a full queue drops with no report check
+        self._finish: Callable[[Any], Any] | None = None  # a Message's data -> IBind's item
 
     # -- producer ---------------------------------------------------------------------------------
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
@@ -182,7 +191,7 @@ class KeyQueue:
     # -- consumers ---------------------------------------------------------------------------------
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """The oldest item; raises ``queue.Empty`` like ``queue.Queue.get``."""
-        if block and timeout is not None and timeout < 0:
+        if timeout is not None and block and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
         try:
             item = self.items.popleft()
@@ -192,7 +201,7 @@ class KeyQueue:
             item = self._wait(timeout)
         finish = self._finish
         if finish is not None and item.__class__ is Message:
-            return finish(item)
+            return finish(item.data)
         return item
 
     def get_nowait(self) -> Any:
@@ -256,7 +265,7 @@ class QueueAccessor(Generic[K]):
     def get(self, block: bool = False, timeout: float | None = None) -> Any | None:
         """The next item, or None when none arrives (immediately, or within ``timeout`` when ``block``)."""
         try:
-            return self._queue.get(block=block, timeout=timeout)
+            return self._queue.get(block, timeout)  # positional: queue.Queue's and KeyQueue's order
         except queue.Empty:
             return None
 
@@ -363,25 +372,22 @@ class IbindQueues:
         if self._fast:
             for key in self._keys:
                 q = controller.get_queue(key)
-                q._finish = self._finisher(key)
+                q._finish = _ITEM[key]
                 q.next_report = _NEVER  # drops before the first read are reported at the first read
+                q.silent = idle_maxsize is not None
                 self._queues[key] = q
         else:
             self.put = self._put_generic  # type: ignore[method-assign]
         self._md: KeyQueue | None = self._queues.get(_MD)
+        # the MARKET_DATA queue the client's reader appends to itself (None: a custom controller): the
+        # reader's part of put() for a market-data message with an int conid. Append; when the queue is
+        # full, drop the oldest (q.silent: no report to check) or call overflow(q). It wakes a waiting
+        # consumer (q.waiters, q.wake()) once per batch of frames, not per message.
+        self.md_queue: KeyQueue | None = self._md
         # keys whose DATA messages all go to their own queue, with no further test
         self._data_queues: dict[IbkrWsKey, KeyQueue] = {
             key: q for key, q in self._queues.items() if key not in (_MD, _SYSTEM, _ERROR)
         }
-
-    @staticmethod
-    def _finisher(key: IbkrWsKey) -> Callable[[Message], Any]:
-        make = _ITEM[key]
-
-        def finish(message: Message) -> Any:
-            return make(message.data)
-
-        return finish
 
     # -- reader thread ------------------------------------------------------------------------------
     def put(self, message: Message) -> None:
@@ -408,20 +414,24 @@ class IbindQueues:
                 return
         items = q.items
         if len(items) >= q.limit:  # full (bounded), or a backlog threshold (unbounded)
-            if q.maxsize is None:
-                self._backlog(q)
-            else:
-                try:
-                    items.popleft()  # drop the oldest
-                except IndexError:  # a reader emptied the queue meanwhile
-                    pass
-                else:
-                    q.dropped += 1
-                    if q.dropped >= q.next_report:
-                        self._report_drops(q)
+            self.overflow(q)
         items.append(message)
         if q.waiters:
             q.wake()
+
+    def overflow(self, q: KeyQueue) -> None:
+        """``q`` is at its limit: drop its oldest item (counted, reported at powers of ten) when bounded,
+        or report the backlog and raise the threshold when unbounded. Reader thread."""
+        if q.maxsize is None:
+            self._backlog(q)
+            return
+        try:
+            q.items.popleft()  # drop the oldest
+        except IndexError:  # a reader emptied the queue meanwhile
+            return
+        q.dropped += 1
+        if q.dropped >= q.next_report:
+            self._report_drops(q)
 
     def _route_other(self, message: Message) -> KeyQueue | None:
         """ERROR / UNKNOWN / MALFORMED / CONTROL messages (rare)."""
@@ -505,6 +515,7 @@ class IbindQueues:
         maxsize = self._maxsize
         q.limit = maxsize if maxsize is not None else max(_WARN_FIRST, q.limit)
         q.maxsize = maxsize
+        q.silent = False
         dropped = q.dropped
         q.next_report = 10 ** len(str(dropped)) if dropped else 1  # the next power of ten
         if dropped:

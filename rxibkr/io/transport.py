@@ -52,11 +52,22 @@ def accelerator() -> Scan | None:
 
 
 class TransportListener(Protocol):
-    """What a connection reports to. ``on_frame`` and ``on_pong`` run on the reader thread."""
+    """What a connection reports to. ``on_frame``, ``on_batch_end`` and ``on_pong`` run on the reader
+    thread.
+
+    ``on_batch_end`` is called when every whole frame of what the connection has read so far has been
+    delivered, before it waits for more bytes: once per socket read (which holds hundreds of frames in a
+    burst, one at low rates). A listener can hand over what it gathered from several frames there (the
+    client wakes a consumer waiting on a queue once per batch, not per frame). It is optional: a
+    listener without it is not called, and a connection that never calls it is allowed (the client then
+    hands over per frame).
+    """
 
     def on_open(self, connection: Connection) -> None: ...
 
     def on_frame(self, connection: Connection, data: bytes | str) -> None: ...
+
+    def on_batch_end(self, connection: Connection) -> None: ...
 
     def on_pong(self, connection: Connection) -> None: ...
 
@@ -182,6 +193,10 @@ def _closed_by_server(ws: websocket.WebSocket, payload: bytes) -> tuple[int | No
         _fail(ws, "a close reason that is not UTF-8")
     _send_close(ws, code if code is not None else 1000, "")
     return code, text
+
+
+def _no_batch_end(connection: Connection) -> None:
+    return None
 
 
 _next_id = 0
@@ -349,6 +364,7 @@ class _WebSocketConnection:
         """
         listener = self.listener
         on_frame = listener.on_frame
+        on_batch_end = getattr(listener, "on_batch_end", None) or _no_batch_end
         sock = ws.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
@@ -418,6 +434,7 @@ class _WebSocketConnection:
             else:
                 need = 2 - available
             # no whole frame in the buffer: read at least what is missing (a large frame in one join)
+            on_batch_end(self)  # every whole frame read so far is delivered
             parts = [buf[pos:]] if pos < len(buf) else []
             while True:
                 chunk = sock_recv(max(_READ_SIZE, min(need, 1 << 20)))

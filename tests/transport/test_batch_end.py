@@ -1,0 +1,166 @@
+"""The reader's end-of-batch hook: ``on_batch_end`` comes after every whole frame of what was read has
+been delivered, before the reader waits for more bytes, and never in the middle of a frame's delivery.
+A staged raw-socket server decides when each part of the stream reaches the socket."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+from typing import Any
+
+from waiting import wait_until
+
+from rxibkr.io.transport import Connection, ConnectOptions, WebSocketTransport
+
+from .support import close_frame, frame
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class StagedServer:
+    """One connection: answers the upgrade, then writes each part handed to :meth:`send` at once."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(10)
+        self.port = self._listener.getsockname()[1]
+        self._conn: socket.socket | None = None
+        self.ready = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/api/ws"
+
+    def _accept(self) -> None:
+        conn, _ = self._listener.accept()
+        conn.settimeout(10)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        self._conn = conn
+        self.ready.set()
+
+    def send(self, data: bytes) -> None:
+        assert self._conn is not None
+        self._conn.sendall(data)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._listener.close()
+
+
+class BatchRecorder:
+    """A listener that logs frames and batch ends in the order the reader calls them."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.opened = threading.Event()
+        self.closed = threading.Event()
+
+    def on_open(self, connection: Connection) -> None:
+        self.opened.set()
+
+    def on_frame(self, connection: Connection, data: bytes | str) -> None:
+        self.events.append(bytes(data) if isinstance(data, bytes) else data)
+
+    def on_batch_end(self, connection: Connection) -> None:
+        self.events.append("batch")
+
+    def on_pong(self, connection: Connection) -> None:
+        self.events.append("pong")
+
+    def on_close(
+        self, connection: Connection, code: int | None, reason: str, error: BaseException | None
+    ) -> None:
+        self.closed.set()
+
+    def frames(self) -> list[Any]:
+        return [e for e in self.events if e != "batch"]
+
+    def ends_with_batch_after(self, count: int) -> bool:
+        """``count`` frames delivered, and the last thing the reader did was a batch end."""
+        events = list(self.events)
+        return len([e for e in events if e != "batch"]) == count and events[-1:] == ["batch"]
+
+
+def test_batch_end_follows_the_frames_of_a_read_before_the_reader_waits_again() -> None:
+    server = StagedServer()
+    recorder = BatchRecorder()
+    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), recorder)
+    connection.start()  # type: ignore[attr-defined]
+    try:
+        assert server.ready.wait(5) and recorder.opened.wait(5)
+        # nothing read yet: the reader has ended its (empty) batch and waits
+        assert wait_until(lambda: recorder.events == ["batch"], 5), recorder.events
+        # three frames in one write: each delivered, then a batch end before the reader blocks again
+        server.send(frame(b"a") + frame(b"b") + frame(b"c"))
+        assert wait_until(lambda: recorder.ends_with_batch_after(3), 5), recorder.events
+        assert recorder.frames() == [b"a", b"b", b"c"]
+        # a frame alone (the low-rate case): it gets its own batch end at once
+        server.send(frame(b"d"))
+        assert wait_until(lambda: recorder.ends_with_batch_after(4), 5), recorder.events
+        assert recorder.events[-2:] == [b"d", "batch"]
+        # a frame split over two writes: the reader ends the batch with the half frame pending
+        # (nothing whole to deliver), then delivers the frame once its second half arrives
+        whole = frame(b"e" * 300)
+        batches = recorder.events.count("batch")
+        server.send(whole[:100])
+        assert wait_until(lambda: recorder.events.count("batch") > batches, 5), recorder.events
+        assert recorder.frames() == [b"a", b"b", b"c", b"d"]
+        server.send(whole[100:])
+        assert wait_until(lambda: recorder.ends_with_batch_after(5), 5), recorder.events
+        assert recorder.frames()[-1] == b"e" * 300
+        # a frame and a close frame in one read: the frame is delivered, then the connection closes
+        server.send(frame(b"f") + close_frame(1000))
+        assert recorder.closed.wait(5) and connection.join(5)
+        assert recorder.frames()[-1] == b"f"
+    finally:
+        connection.close()
+        server.close()
+
+
+def test_a_listener_without_on_batch_end_still_gets_every_frame() -> None:
+    class Plain:
+        def __init__(self) -> None:
+            self.frames: list[bytes | str] = []
+            self.closed = threading.Event()
+
+        def on_open(self, connection: Connection) -> None:
+            pass
+
+        def on_frame(self, connection: Connection, data: bytes | str) -> None:
+            self.frames.append(data)
+
+        def on_pong(self, connection: Connection) -> None:
+            pass
+
+        def on_close(self, connection: Connection, *args: Any) -> None:
+            self.closed.set()
+
+    server = StagedServer()
+    listener = Plain()
+    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), listener)  # type: ignore[arg-type]
+    connection.start()  # type: ignore[attr-defined]
+    try:
+        assert server.ready.wait(5)
+        server.send(frame(b"1") + frame(b"2"))
+        server.send(frame(b"3") + close_frame(1000))
+        assert listener.closed.wait(5)
+        assert listener.frames == [b"1", b"2", b"3"]
+    finally:
+        connection.close()
+        server.close()
