@@ -976,26 +976,34 @@ class _Reader:
         if key is None:
             message = decode(data)
             key = message.key
-            obj = message.data
-        else:
-            message = _new(_message)
-            message.kind = _data
-            message.key = key
-            message.topic = topic
-            message.data = obj
-            message.raw = data
-            message.error = None
-        if key is _md:
-            # market data, the bulk of the traffic: the subject's loop inlined, no control checks
+            if key is _md:  # the first frame of a topic (decode learns it), or a peculiar one
+                client._market_data_subject.on_next(message)
+                client._queues_put(message)
+                if self.first_data or client._awaiting:
+                    self._data_seen(message)
+                return
+        elif key is _md:
+            # market data, the bulk of the traffic: the subject's loop inlined, no control checks; the
+            # Message is built only for observers (the queue takes its dict)
             subject = client._market_data_subject
-            for call in subject._calls:
-                try:
-                    call(message)
-                except Exception as exc:  # an observer's bug must not stop the stream
-                    subject._on_observer_error(exc, message)
-            # the IBind queue's put (IbindQueues.put), inlined for a market-data message with an int conid
+            calls = subject._calls
+            if calls:
+                message = _new(_message)
+                message.kind = _data
+                message.key = key
+                message.topic = topic
+                message.data = obj
+                message.raw = data
+                message.error = None
+                for call in calls:
+                    try:
+                        call(message)
+                    except Exception as exc:  # an observer's bug must not stop the stream
+                        subject._on_observer_error(exc, message)
+            # the IBind queue's put (IbindQueues.put), inlined for a market-data message with an int
+            # conid: the queue takes the message's dict (IbindQueues.md_queue)
             q = client._md_queue
-            if q is not None and obj.get("conid").__class__ is _int:
+            if q is not None and "conid" in obj and type(obj["conid"]) is _int:
                 items = q.items
                 if len(items) >= q.limit:  # full: drop the oldest (or report an unbounded backlog)
                     if q.silent:  # bounded, nobody has read it yet: its drops are reported at the first read
@@ -1006,21 +1014,38 @@ class _Reader:
                             pass
                     else:
                         client._queues.overflow(q)
-                items.append(message)
+                items.append(obj)
                 if q.waiters and not self.batched:
                     q.wake()  # else once per batch of frames: on_batch_end
             else:
-                client._queues_put(message)
+                client._queues_put(_message(_data, key, topic, obj, data))
+            if self.first_data or client._awaiting:
+                self._data_seen(message if calls else _message(_data, key, topic, obj, data))
+            return
         else:
-            client._subjects[key].on_next(message)  # type: ignore[index]
-            client._queues_put(message)
-            if message.kind is not _data or key in _CONTROL_KEYS or key is _SYSTEM:
-                if key is _SYSTEM and message.kind is _data and "hb" in message.data:  # type: ignore[operator]
-                    client._last_heartbeat = client._now()
-                    client._driver.post(ev.Heartbeat(self.conn))
-                else:
-                    client._driver.post(ev.Control(self.conn, message))
-                return
+            message = _new(_message)
+            message.kind = _data
+            message.key = key
+            message.topic = topic
+            message.data = obj
+            message.raw = data
+            message.error = None
+        client._subjects[key].on_next(message)  # type: ignore[index]
+        client._queues_put(message)
+        if message.kind is not _data or key in _CONTROL_KEYS or key is _SYSTEM:
+            if key is _SYSTEM and message.kind is _data and "hb" in message.data:  # type: ignore[operator]
+                client._last_heartbeat = client._now()
+                client._driver.post(ev.Heartbeat(self.conn))
+            else:
+                client._driver.post(ev.Control(self.conn, message))
+            return
+        if self.first_data or client._awaiting:
+            self._data_seen(message)
+
+    def _data_seen(self, message: Message) -> None:
+        """A data frame: the connection's first (it proves the session), or the first of an awaited
+        channel (it confirms that subscription): tell the control loop, once each."""
+        client = self.client
         if self.first_data:
             self.first_data = False
             channel = message.channel

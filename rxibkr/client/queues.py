@@ -29,7 +29,8 @@ Semantics, as IBind 0.1.14 (``IbkrWsClient._on_message`` + ``QueueController``):
 Cost: items are built when taken, not when put. The reader thread only appends the decoded message
 to a deque (about 130 ns, see tests/ibind/test_ibind_queues.py); a market-data message nobody takes
 is never converted. Blocking ``get`` waits on a condition that ``put`` signals only when a reader waits.
-The client's reader appends market data to ``IbindQueues.md_queue`` itself (``_Reader.on_frame``)
+The client's reader appends market data (the message's dict) to ``IbindQueues.md_queue`` itself
+(``_Reader.on_frame``)
 and wakes a waiting consumer once per socket read, not once per message (the consumer then takes
 everything present without waiting): one thread hand-over per batch of frames instead of per frame.
 """
@@ -200,8 +201,12 @@ class KeyQueue:
                 raise queue.Empty from None
             item = self._wait(timeout)
         finish = self._finish
-        if finish is not None and item.__class__ is Message:
-            return finish(item.data)
+        if finish is not None:  # a queue of the IbindQueues: IBind's item, built now
+            cls = item.__class__
+            if cls is dict:  # a market-data message's data, put by the client's reader
+                return finish(item)
+            if cls is Message:
+                return finish(item.data)
         return item
 
     def get_nowait(self) -> Any:
@@ -380,7 +385,8 @@ class IbindQueues:
             self.put = self._put_generic  # type: ignore[method-assign]
         self._md: KeyQueue | None = self._queues.get(_MD)
         # the MARKET_DATA queue the client's reader appends to itself (None: a custom controller): the
-        # reader's part of put() for a market-data message with an int conid. Append; when the queue is
+        # reader's part of put() for a market-data message with an int conid, whose data (the dict) it
+        # appends instead of the Message (it builds none when nobody observes). When the queue is
         # full, drop the oldest (q.silent: no report to check) or call overflow(q). It wakes a waiting
         # consumer (q.waiters, q.wake()) once per batch of frames, not per message.
         self.md_queue: KeyQueue | None = self._md
