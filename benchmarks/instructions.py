@@ -1,7 +1,7 @@
 """Instructions per frame of each hot-path stage, counted by valgrind (deterministic, unlike time on
 a shared machine).
 
-    python -m benchmarks.instructions [loads observe observe_noq typed typed1000 queue]
+    python -m benchmarks.instructions [loads observe typed typed1000 queue]
 
 Each variant runs the reader's ``on_frame`` in process (no socket) over the firehose's ``smd``
 payloads, twice under ``valgrind --tool=callgrind`` (0 and 20,000 frames); the difference divided by
@@ -21,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("loads", "observe", "observe_noq", "typed", "typed1000", "queue")
+VARIANTS = ("loads", "observe", "typed", "typed1000", "queue")
 FRAMES = 20_000
 
 
@@ -47,11 +47,8 @@ def run(variant: str, n: int) -> None:
         count((quote.bid, quote.ask, quote.last))
 
     fn = reader.on_frame
-    if variant in ("observe", "observe_noq"):
+    if variant == "observe":
         client.observe(IbkrWsKey.MARKET_DATA).subscribe(count)
-        if variant == "observe_noq":  # what the IBind queue's put costs
-            client._queues_put = lambda _message: None  # type: ignore[method-assign]
-            client._md_queue = None  # the reader's inlined market-data put
     elif variant == "typed":
         client.market_data(fh.CONID).pipe(operators.snapshots()).subscribe(read)
     elif variant == "typed1000":

@@ -80,15 +80,36 @@ _SOLICITED_BY_CHANNEL: dict[str, IbkrWsKey] = {key.channel: key for key in IbkrW
 # ======================================================================================================
 _ibind_field = dict(IBIND_FIELDS).get  # a dict's get: a mappingproxy's costs ~300 instructions more a key
 
+_SHAPES: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+"""A frame's keys, in order -> the (field id, IBind name) pairs IBind keeps of it, in that order."""
+
+_SHAPES_MAX = 4096  # frames carry the fields that changed: a few shapes in practice; cleared when full
+
+
+def _shape(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for key in keys:
+        name = _ibind_field(key)
+        if name is not None:
+            pairs.append((key, name))
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+    shape = _SHAPES[keys] = tuple(pairs)
+    return shape
+
 
 def market_data_item(
-    data: Mapping[str, Any], _field: Callable[[str], str | None] = _ibind_field, _missing: Any = _MISSING
+    data: Mapping[str, Any],
+    _shapes_get: Callable[[tuple[str, ...]], tuple[tuple[str, str], ...] | None] = _SHAPES.get,
+    _tuple: type[tuple[Any, ...]] = tuple,
+    _missing: Any = _MISSING,
 ) -> dict[Any, dict[str, Any]]:
     """IBind's MARKET_DATA queue item for an ``smd`` frame: ``{conid: {conid, _updated, topic, ...}}``.
 
     Field ids are renamed with IBind's table and every other key is dropped, as IBind does
     (``_preprocess_market_data_message``, ``unwrap_market_data=True``). The frame must carry ``conid``.
-    Runs on the consumer's thread, once per item taken: kept lean (one dict display, one loop).
+    Runs on the consumer's thread, once per item taken: which keys IBind keeps, and under which names,
+    is looked up once per shape of frame (its keys in order), not once per key.
     """
     conid = data["conid"]
     updated = data.get("_updated", _missing)
@@ -96,10 +117,12 @@ def market_data_item(
         result = {"conid": conid, "_updated": updated, "topic": data.get("topic")}
     else:  # IBind raises KeyError (and loses the frame) when it is absent
         result = {"conid": conid, "topic": data.get("topic")}
-    for key, value in data.items():
-        name = _field(key)
-        if name is not None:
-            result[name] = value  # "6008" overwrites "conid", as in IBind
+    keys = _tuple(data)
+    shape = _shapes_get(keys)
+    if shape is None:
+        shape = _shape(keys)
+    for key, name in shape:
+        result[name] = data[key]  # "6008" overwrites "conid", as in IBind
     return {conid: result}
 
 
