@@ -1,16 +1,18 @@
 """Instructions per frame of each hot-path stage, counted by valgrind (deterministic, unlike time on
 a shared machine).
 
-    python -m benchmarks.instructions [loads observe typed typed1000 queue]
+    python -m benchmarks.instructions [loads observe observe_noq typed typed1000 queue]
 
 Each variant runs the reader's ``on_frame`` in process (no socket) over the firehose's ``smd``
 payloads, twice under ``valgrind --tool=callgrind`` (0 and 20,000 frames); the difference divided by
-20,000 is printed. Needs the ``valgrind`` command (Debian: ``apt-get install valgrind``). About 30 s
+20,000 is printed (with ``PYTHONHASHSEED=0``: string hashes, and so dict probing, are the same in
+every run). Needs the ``valgrind`` command (Debian: ``apt-get install valgrind``). About 30 s
 per variant. ``python -m benchmarks.instructions --run VARIANT N`` is the measured program itself.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("loads", "observe", "typed", "typed1000", "queue")
+VARIANTS = ("loads", "observe", "observe_noq", "typed", "typed1000", "queue")
 FRAMES = 20_000
 
 
@@ -47,8 +49,11 @@ def run(variant: str, n: int) -> None:
         count((quote.bid, quote.ask, quote.last))
 
     fn = reader.on_frame
-    if variant == "observe":
+    if variant in ("observe", "observe_noq"):
         client.observe(IbkrWsKey.MARKET_DATA).subscribe(count)
+        if variant == "observe_noq":  # what the IBind queue's put costs (the reader's inlined one too)
+            client._queues_put = lambda _message: None  # type: ignore[method-assign]
+            client._md_queue = None
     elif variant == "typed":
         client.market_data(fh.CONID).pipe(operators.snapshots()).subscribe(read)
     elif variant == "typed1000":
@@ -87,6 +92,7 @@ def count_instructions(variant: str) -> int:
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
              "benchmarks.instructions", "--run", variant, str(n)],
             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # dict probing varies with the hash seed: ±200
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
         if found is None:

@@ -1018,7 +1018,7 @@ class _Reader:
                 if q.waiters and not self.batched:
                     q.wake()  # else once per batch of frames: on_batch_end
             else:
-                client._queues_put(_message(_data, key, topic, obj, data))
+                client._queues_put(message if calls else _message(_data, key, topic, obj, data))
             if self.first_data or client._awaiting:
                 self._data_seen(message if calls else _message(_data, key, topic, obj, data))
             return
