@@ -1003,7 +1003,7 @@ class _Reader:
             # the IBind queue's put (IbindQueues.put), inlined for a market-data message with an int
             # conid: the queue takes the message's dict (IbindQueues.md_queue)
             q = client._md_queue
-            if q is not None and "conid" in obj and type(obj["conid"]) is _int:
+            if q is not None and type(obj.get("conid")) is _int:  # one lookup
                 items = q.items
                 if len(items) >= q.limit:  # full: drop the oldest (or report an unbounded backlog)
                     if q.silent:  # bounded, nobody has read it yet: its drops are reported at the first read
