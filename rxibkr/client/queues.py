@@ -30,9 +30,8 @@ Cost: items are built when taken, not when put. The reader thread only appends t
 to a deque (about 130 ns, see tests/ibind/test_ibind_queues.py); a market-data message nobody takes
 is never converted. Blocking ``get`` waits on a condition that ``put`` signals only when a reader waits.
 The client's reader appends market data (the message's dict) to ``IbindQueues.md_queue`` itself
-(``_Reader.on_frame``)
-and wakes a waiting consumer once per socket read, not once per message (the consumer then takes
-everything present without waiting): one thread hand-over per batch of frames instead of per frame.
+(``_Reader.on_frame``) and wakes a waiting consumer once per socket read, not once per message (the
+consumer then takes everything present without waiting): one thread hand-over per batch of frames.
 """
 
 from __future__ import annotations
@@ -163,7 +162,8 @@ def _md_queueable(data: Mapping[str, Any]) -> bool:
 class KeyQueue:
     """The one queue of a key: a deque, bounded or not, with ``queue.Queue``'s get/put/empty/qsize.
 
-    Items the IbindQueues put are decoded messages, turned into IBind's item when taken (``finish``).
+    Items the IbindQueues put are decoded messages (the client's reader puts a market-data message's
+    dict), turned into IBind's item when taken (``finish``).
     """
 
     __slots__ = (
