@@ -297,7 +297,7 @@ class IbkrWsClient:
 
         # -- streams --------------------------------------------------------------------------------
         self._errors: HotSubject[ErrorEvent] = HotSubject(self._on_errors_observer_error)
-        self._frames: HotSubject[bytes | str] = HotSubject(self._on_observer_error)
+        self._frames: HotSubject[bytes | str] = HotSubject(self._on_observer_error, self._retap)
         self._state: StateSubject[ConnectionState] = StateSubject(
             ConnectionState.STOPPED, self._on_observer_error
         )
@@ -306,7 +306,8 @@ class IbkrWsClient:
         }
         self._market_data_subject = self._subjects[IbkrWsKey.MARKET_DATA]
         self._pongs: HotSubject[None] = HotSubject(self._on_observer_error)
-        self._wire: HotSubject[WireEvent] = HotSubject(self._on_observer_error)
+        self._wire: HotSubject[WireEvent] = HotSubject(self._on_observer_error, self._retap)
+        self._retap()
 
         # -- queues (seed): all of IBind's queue logic (docs/ibind.md) ------------------------------
         self._queues = IbindQueues(
@@ -702,6 +703,19 @@ class IbkrWsClient:
     # =============================================================================================
     # connections (the driver opens them; each has its own reader)
     # =============================================================================================
+    def _retap(self) -> None:
+        """Keep ``_tapped`` (read by the reader per frame) equal to: someone taps the incoming frames."""
+        self._tapped = bool(self._wire._observers or self._frames._observers or self._log_raw)
+
+    def _tap_in(self, connection: Connection, data: bytes | str) -> None:
+        """An incoming frame to ``wire``, ``frames`` and the raw log, whichever is on."""
+        if self._wire._observers:
+            self._wire.on_next(WireEvent("in", data, connection.id))
+        if self._frames._observers:
+            self._frames.on_next(data)
+        if self._log_raw:
+            _LOGGER.debug("recv: %s", self._for_log(data))
+
     def _new_reader(self, conn: int) -> _Reader:
         reader = _Reader(self, conn, self._reader)
         self._reader = reader
@@ -958,13 +972,8 @@ class _Reader:
             return  # a connection the client abandoned
         if self.prev is not None:
             self._fence()
-        if client._wire._observers:
-            client._wire.on_next(WireEvent("in", data, connection.id))
-        frames = client._frames
-        if frames._observers:
-            frames.on_next(data)
-        if client._log_raw:
-            _LOGGER.debug("recv: %s", client._for_log(data))
+        if client._tapped:  # client.wire, client.frames or the raw log: one check per frame for the three
+            client._tap_in(connection, data)
         # decode(data), its fast path inlined: a known data topic without "error"; anything else
         # (not JSON, not an object, no topic, an error, a topic not met yet) takes decode() itself
         try:

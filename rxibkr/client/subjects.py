@@ -48,15 +48,19 @@ def _nothing() -> None:
 class HotSubject(Observable[T], Generic[T]):
     """A multicast source that never errors; completes only when :meth:`complete` is called."""
 
-    __slots__ = ("_calls", "_completed", "_lock", "_observers", "_on_observer_error")
+    __slots__ = ("_calls", "_completed", "_lock", "_observers", "_on_change", "_on_observer_error")
 
-    def __init__(self, on_observer_error: ErrorSink | None = None) -> None:
+    def __init__(
+        self, on_observer_error: ErrorSink | None = None, on_change: Callable[[], None] | None = None
+    ) -> None:
+        """``on_change``: called after an observer is added or removed (outside the lock)."""
         super().__init__()
         self._observers: tuple[abc.ObserverBase[T], ...] = ()
         self._calls: tuple[Callable[[T], None], ...] = ()  # each observer's on_next, in order
         self._lock = threading.Lock()
         self._completed = False
         self._on_observer_error = on_observer_error or _ignore
+        self._on_change = on_change or _nothing
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
@@ -67,17 +71,20 @@ class HotSubject(Observable[T], Generic[T]):
                 return Disposable()
             self._observers = (*self._observers, observer)
             self._calls = (*self._calls, observer.on_next)
+        self._on_change()
 
         def remove() -> None:
             with self._lock:
                 observers = list(self._observers)
-                if observer in observers:
-                    index = observers.index(observer)
-                    del observers[index]
-                    calls = list(self._calls)
-                    del calls[index]
-                    self._observers = tuple(observers)
-                    self._calls = tuple(calls)
+                if observer not in observers:
+                    return
+                index = observers.index(observer)
+                del observers[index]
+                calls = list(self._calls)
+                del calls[index]
+                self._observers = tuple(observers)
+                self._calls = tuple(calls)
+            self._on_change()
 
         return Disposable(remove)
 
@@ -115,6 +122,7 @@ class HotSubject(Observable[T], Generic[T]):
             self._completed = True
             observers, self._observers = self._observers, ()
             self._calls = ()
+        self._on_change()
         for observer in observers:
             try:
                 observer.on_completed()
