@@ -12,6 +12,7 @@ faster than any client can read, then measures on the same frames:
 2. ``client.frames``; 3. ``client.observe(MARKET_DATA)``;
 4. ``client.market_data(conid).pipe(operators.snapshots())``, the observer reading bid, ask, last;
    4b. the same with 1,000 conids at once (one typed stream each, the burst cycling over them);
+   3p, 4p. rows 3 and 4 on the pure-Python reader (``RXIBKR_PURE_PYTHON=1``: no C accelerator);
 5. ``new_queue_accessor(MARKET_DATA)`` drained by another thread;
 6. latency from the server's send to ``on_next`` at 1,000 and 10,000 messages/s (both paths);
 7. RSS growth over a long burst through ``observe(MARKET_DATA)``, and subscription churn.
@@ -24,12 +25,14 @@ the numbers, on CPU us per message (wall-clock rates on a shared machine are noi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,8 @@ THROUGHPUT_ROWS: dict[str, tuple[str, str]] = {
     "observe": ("3", "client.observe(MARKET_DATA)"),
     "snapshots": ("4", "market_data(c).pipe(snapshots()), reading bid/ask/last"),
     "conids": ("4b", "the same over 1,000 conids"),
+    "observe-py": ("3p", "row 3 on the pure-Python reader (RXIBKR_PURE_PYTHON=1)"),
+    "snapshots-py": ("4p", "row 4 on the pure-Python reader"),
     "queue": ("5", "new_queue_accessor(MARKET_DATA), other thread"),
 }
 PEER_ROWS = tuple(peers.PEERS)
@@ -62,6 +67,8 @@ ALL_ROWS = (
     "observe",
     "snapshots",
     "conids",
+    "observe-py",
+    "snapshots-py",
     "queue",
     "latency",
     "memory",
@@ -78,6 +85,8 @@ ROW_NUMBERS = {
     "3": ("observe",),
     "4": ("snapshots",),
     "4b": ("conids",),
+    "3p": ("observe-py",),
+    "4p": ("snapshots-py",),
     "5": ("queue",),
     "6": ("latency",),
     "7": ("memory", "churn"),
@@ -203,12 +212,30 @@ def _show(sample: h.Sample) -> str:
     return f"{sample.rate:,.0f} msg/s, {sample.cpu_us:.2f} CPU us/msg"
 
 
+@contextlib.contextmanager
+def _reader(pure_python: bool) -> Iterator[None]:
+    """The client's reader without its C accelerator (``RXIBKR_PURE_PYTHON=1``), or as installed."""
+    saved = os.environ.get("RXIBKR_PURE_PYTHON")
+    if pure_python:
+        os.environ["RXIBKR_PURE_PYTHON"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RXIBKR_PURE_PYTHON", None)
+        else:
+            os.environ["RXIBKR_PURE_PYTHON"] = saved
+
+
 def _client_measure(row: str, prototype: str | None) -> Measure:
+    base = row.removesuffix("-py")
+
     def measure(firehose: fh.FirehoseProcess, warm: int, n: int) -> h.Sample:
-        if prototype is None:
-            return h.client_row(firehose, row, warm, n, conids=CONIDS)
-        with PROTOTYPES[prototype].apply():
-            return h.client_row(firehose, row, warm, n, conids=CONIDS)
+        with _reader(row.endswith("-py")):
+            if prototype is None:
+                return h.client_row(firehose, base, warm, n, conids=CONIDS)
+            with PROTOTYPES[prototype].apply():
+                return h.client_row(firehose, base, warm, n, conids=CONIDS)
 
     return measure
 
@@ -227,7 +254,7 @@ def _plan(
             continue
         for prototype in (None, *prototypes):
             key = name if prototype is None else f"{name}+{prototype}"
-            missing = name in ("snapshots", "conids") and streams_missing is not None
+            missing = name in ("snapshots", "snapshots-py", "conids") and streams_missing is not None
             plan.append((key, None if missing else _client_measure(name, prototype)))
     return plan
 
