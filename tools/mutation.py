@@ -30,7 +30,8 @@ reuse a stale ``.pyc``. The mutation operators:
   -> ``pass``
 
 Not mutated: type annotations (never evaluated with ``from __future__ import annotations``),
-``__all__``, ``if TYPE_CHECKING:`` blocks, docstrings, log and exception messages.
+``__all__``, ``if TYPE_CHECKING:`` blocks, docstrings, log and exception messages, the name string
+of ``TypeVar("T")`` (and ``ParamSpec``, ``TypeVarTuple``, ``NewType``).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ for line in sys.stdin:
 """
 
 COPY = ("rxibkr", "tests", "benchmarks", "pyproject.toml", "setup.cfg")
+TYPING_NAMES = {"TypeVar", "ParamSpec", "TypeVarTuple", "NewType"}
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
 COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
@@ -258,6 +260,9 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
                         mark(arg, skip)
             if isinstance(child, ast.JoinedStr):
                 mark(child, skip)
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.args:
+                if child.func.id in TYPING_NAMES:
+                    mark(child.args[0], skip)  # the name a TypeVar repeats: never read
             if isinstance(child, ast.ImportFrom | ast.Import):
                 mark(child, skip)
             visit(child, name)
