@@ -16,6 +16,7 @@ says it is not authenticated (``sts`` false, "waiting for session") holds the su
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -163,7 +164,7 @@ class SessionMachine:
         self._attempts = 0
         self._auth_poll_attempt = 0
         self._timers: dict[str, int] = {}  # name -> token of the live timer
-        self._next_token = 0
+        self._tokens = itertools.count()
         self.channels: dict[str, Channel] = {}
         self._awaiting: dict[str, Channel] = {}  # match channel -> channel awaiting confirmation
         self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], tuple[Channel, Any]] = {}
@@ -203,8 +204,6 @@ class SessionMachine:
 
     def _connect(self, state: ConnectionState) -> None:
         self._cancel("reconnect")
-        if not self.running:
-            return
         self._set_state(state)
         self._next_conn += 1
         self.conn = self._next_conn
@@ -270,7 +269,6 @@ class SessionMachine:
             self._report(ErrorKind.CONNECTION_LOST, f"connection closed ({detail})", event.error)
             if not self.settings.restart_on_close:
                 self.running = False
-                self._starting = False
                 self._set_state(ConnectionState.STOPPED)
                 self._emit(StartDone(False))
                 return
@@ -302,7 +300,6 @@ class SessionMachine:
 
     def _fail(self) -> None:
         self.running = False
-        self._starting = False
         self._drop_connection(ConnectionState.FAILED)
         self._emit(StartDone(False))
 
@@ -320,13 +317,11 @@ class SessionMachine:
                 self._cancel(channel.timer)
                 self._set_status(channel, _UNSUBSCRIBED)
             self.channels.clear()
-            self._awaiting.clear()
             for channel, finish in self._unsub_awaiting.values():
                 self._cancel(channel.unsub_timer)
                 self._emit(UnsubscribeDone(finish, False))
             self._unsub_awaiting.clear()
         self.running = False
-        self._starting = False
         self._drop_connection(ConnectionState.STOPPED)
         self._emit(StartDone(False))
         if event.shutdown:
@@ -339,7 +334,6 @@ class SessionMachine:
     def _hard_reset(self, restart: bool) -> None:
         if not restart:
             self.running = False
-            self._starting = False
             self._drop_connection(ConnectionState.STOPPED)
             self._emit(StartDone(False))
             return
@@ -374,8 +368,7 @@ class SessionMachine:
         """The session's timers stop and every subscription waits to be sent again (PENDING)."""
         for name in _SESSION_TIMERS:
             self._cancel(name)
-        if self._awaiting:
-            self._awaiting.clear()
+        self._awaiting.clear()
         self._emit(Unawait(None))
         for channel in self.channels.values():
             self._cancel(channel.timer)
@@ -392,7 +385,7 @@ class SessionMachine:
             return  # cancelled or replaced since
         if not name.endswith("!"):  # periodic timers keep their token
             del self._timers[name]
-        base = name.rstrip("!")
+        base = name.removesuffix("!")
         if base == "ping":
             if self.conn is not None:
                 self._emit(Ping(self.conn))
@@ -400,16 +393,15 @@ class SessionMachine:
             self._watchdog("no pong")
         elif base == "heartbeat_watch":
             self._watchdog("no heartbeat")
-        elif base == "session":
-            if self.conn is not None and self.state is ConnectionState.OPEN:
-                self._report(
-                    ErrorKind.CONNECTION_ERROR,
-                    f"no session confirmation within {self._session_bound():g} s",
-                )
-                self._drop_connection(ConnectionState.RECONNECTING)
-                self._schedule_reconnect(failed_attempt=True)
+        elif base == "session":  # live only while OPEN: the confirmation and teardown cancel it
+            self._report(
+                ErrorKind.CONNECTION_ERROR,
+                f"no session confirmation within {self._session_bound():g} s",
+            )
+            self._drop_connection(ConnectionState.RECONNECTING)
+            self._schedule_reconnect(failed_attempt=True)
         elif base == "greeting":
-            if self.conn is not None and self.state is ConnectionState.OPEN:
+            if self.state is ConnectionState.OPEN:  # not once the gateway said unauthenticated
                 self._emit(Rest("auth_status", self.conn))
         elif base == "reconnect":
             self._connect(ConnectionState.RECONNECTING)
@@ -509,7 +501,7 @@ class SessionMachine:
         channel = self._awaiting.get(topic[1:]) if topic.startswith("s") else None
         if channel is None:
             channel = next((c for c in self.channels.values() if "s" + c.match_channel == topic), None)
-        if channel is None or channel.status is _UNSUBSCRIBED:
+        if channel is None:  # (a channel that ended is neither registered nor awaited)
             return
         self._cancel(channel.timer)
         self._awaiting.pop(channel.match_channel, None)
@@ -557,7 +549,7 @@ class SessionMachine:
             except (TypeError, ValueError):
                 pass
             name = message.channel
-            if name is not None and not any(c.match_channel == name for c in self.channels.values()):
+            if not any(c.match_channel == name for c in self.channels.values()):
                 # a reply to a history disposed before it came: free the gateway's slot now
                 if self.conn is not None:
                     self._emit(Send(self.conn, rq.unsubscribe_market_history(str(server_id))))
@@ -565,8 +557,8 @@ class SessionMachine:
                 return
         self._confirm(message.channel)
 
-    def _session_confirmed(self) -> None:
-        if self.conn is None or self.state is ConnectionState.AUTHENTICATED:
+    def _session_confirmed(self) -> None:  # by an event of the current connection
+        if self.state is ConnectionState.AUTHENTICATED:
             return
         s = self.settings
         self._attempts = 0
@@ -647,7 +639,7 @@ class SessionMachine:
                 self._report(
                     ErrorKind.REST_ERROR, f"live orders pre-flight failed: {event.value}", event.value
                 )
-            channel = self.channels.get(event.channel or "")
+            channel = self.channels.get(event.channel) if event.channel is not None else None
             if channel is not None and channel.preflight and event.conn == self.conn:
                 channel.preflight = False
                 self._send_subscribe_now(channel)
@@ -921,9 +913,8 @@ class SessionMachine:
         key = name + "!" if periodic else name
         if key in self._timers:
             self._emit(CancelTimer(key))
-        self._next_token += 1
-        self._timers[key] = self._next_token
-        self._emit(SetTimer(key, delay, self._next_token, periodic))
+        token = self._timers[key] = next(self._tokens)
+        self._emit(SetTimer(key, delay, token, periodic))
 
     def _cancel(self, name: str) -> None:
         for key in (name, name + "!"):

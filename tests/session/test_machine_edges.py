@@ -375,3 +375,79 @@ def test_a_channel_that_is_not_a_string_is_a_type_error() -> None:
     for bad in (5, None, b"md+1"):
         with pytest.raises(TypeError, match="non-empty str"):
             split_channel(bad)  # type: ignore[arg-type]
+
+
+# -- found by the mutation run of December 2026 ----------------------------------------------------
+def test_a_closed_event_carries_no_reason_unless_given() -> None:
+    m = authenticated()
+    assert reports(m.handle(ev.Closed(1, 1000))) == [(K.CONNECTION_LOST, "connection closed (code=1000)")]
+
+
+def test_the_heartbeat_watchdog_says_why() -> None:
+    m = authenticated(max_ping_interval=12.0)
+    actions = fire(m, "heartbeat_watch")
+    assert reports(actions) == [(K.WATCHDOG, "no heartbeat for 12 s: resetting the connection")]
+
+
+def live_timers(actions: list[ev.Action]) -> set[str]:
+    live: set[str] = set()
+    for a in actions:
+        if isinstance(a, ev.SetTimer):
+            live.add(a.name)
+        elif isinstance(a, ev.CancelTimer):
+            live.discard(a.name)
+    return live
+
+
+def test_shutdown_cancels_every_timer_and_ends_each_waiting_unsubscribe_once() -> None:
+    m = machine()
+    log: list[ev.Action] = []
+    for event in (ev.Start(), ev.Opened(1)):
+        log += m.handle(event)
+    log += control(m, frames.sts(authenticated=True))
+    log += subscribe(m, "pl", {})[1]  # awaiting its confirmation: a subscription timer
+    token, actions = subscribe(m, "md+1", {"fields": ["31"]})
+    log += actions + m.handle(ev.Data(1, "md+1"))
+    finish, actions = unsubscribe(m, "md+1", token, confirm=True)  # awaiting: an unsubscribe timer
+    log += actions
+    assert {"sub:pl", "unsub:md+1"} <= live_timers(log)
+    actions = m.handle(ev.Stop(shutdown=True))
+    assert live_timers(log + actions) == set()
+    assert of(actions, ev.UnsubscribeDone) == [ev.UnsubscribeDone(finish, False)]
+
+
+def test_the_greeting_grace_asks_nothing_once_the_gateway_said_unauthenticated() -> None:
+    m = opened(has_rest=True)
+    control(m, frames.sts(authenticated=False))
+    assert m.state is S.UNAUTHENTICATED
+    assert of(fire(m, "greeting"), ev.Rest) == []  # the auth poll asks instead
+
+
+def test_a_history_reply_without_conid_or_topic_target_learns_no_server_id() -> None:
+    m = authenticated()
+    control(m, {"topic": "smh", "serverId": "5"})
+    assert m.server_ids == {}
+
+
+def test_an_orders_preflight_answered_after_the_channel_went_does_nothing() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    token, actions = subscribe(m, "or", {})
+    assert actions == [ev.Rest("preflight", 1, "or")]
+    unsubscribe(m, "or", token, confirm=False)
+    assert m.handle(ev.RestDone("preflight", 1, True, None, "or")) == []
+
+
+def test_the_orders_preflight_waits_for_the_session() -> None:
+    m = opened(has_rest=True, has_rest_orders=True)
+    assert of(subscribe(m, "or", {})[1], ev.Rest) == []
+    assert ev.Rest("preflight", 1, "or") in control(m, frames.sts(authenticated=True))
+
+
+def test_orders_asked_again_while_awaited_stop_waiting_and_query_rest_first_again() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    token, _ = subscribe(m, "or", {})
+    actions = m.handle(ev.RestDone("preflight", 1, True, None, "or"))
+    assert sends(actions) == ["sor+{}"] and "sub:or" in timers(actions)
+    actions = m.handle(ev.Subscribe(token, object(), "or", {"filters": ["x"]}, True, P))
+    assert ev.CancelTimer("sub:or") in actions and ev.Rest("preflight", 1, "or") in actions
+    assert sends(actions) == []
