@@ -160,7 +160,7 @@ class SessionMachine:
         self.conn: int | None = None  # the current connection
         self.conn_opened = False
         self._next_conn = 0
-        self._starting = False
+        self._starting: bool  # no session confirmed since Start: set by Start, read only while running
         self._attempts = 0
         self._auth_poll_attempt = 0
         self._timers: dict[str, int] = {}  # name -> token of the live timer
@@ -193,7 +193,7 @@ class SessionMachine:
     def _on_start(self, _event: Start) -> None:
         if self.stopped_for_good:
             return
-        if self.running and self.state not in (ConnectionState.FAILED, ConnectionState.STOPPED):
+        if self.running:  # (stopped or failed: not running)
             if self.ready:
                 self._emit(StartDone(True))
             return
@@ -206,8 +206,7 @@ class SessionMachine:
         self._cancel("reconnect")
         self._set_state(state)
         self._next_conn += 1
-        self.conn = self._next_conn
-        self.conn_opened = False
+        self.conn = self._next_conn  # conn_opened is False: the last connection's teardown said so
         self._emit(Open(self.conn))
 
     def _on_opened(self, event: Opened) -> None:
@@ -309,7 +308,7 @@ class SessionMachine:
 
     def _on_stop(self, event: Stop) -> None:
         if event.shutdown:
-            if self.ready and self.conn is not None:
+            if self.ready:
                 for channel in list(self.channels.values()):
                     if channel.status is _ACTIVE:
                         self._send_unsubscribe(channel, None, channel.processor)
@@ -524,8 +523,8 @@ class SessionMachine:
         target = message.target if key is IbkrWsKey.MARKET_HISTORY else None
         if key is IbkrWsKey.MARKET_HISTORY and target is not None and target in self.server_ids:
             self.server_ids = {k: v for k, v in self.server_ids.items() if k != target}
-        pending = self._unsub_awaiting.pop((key, target), None) if key is not None else None
-        if pending is None and key is not None:
+        pending = self._unsub_awaiting.pop((key, target), None)  # (the decoder gives each a key)
+        if pending is None:
             # confirmations of summary/ledger do not name the account: take the oldest waiting one
             for waiting_key in list(self._unsub_awaiting):
                 if waiting_key[0] is key:
@@ -540,10 +539,9 @@ class SessionMachine:
     def _on_history_reply(self, message: Any, data: Mapping[str, Any]) -> None:
         server_id = data.get("serverId")
         conid = data.get("conid")
-        target = message.target
         if server_id is not None:
-            if conid is None and target:
-                conid = target.split("@", 1)[0]
+            if conid is None:
+                conid = message.target  # smh+CONID
             try:
                 self.server_ids = {**self.server_ids, str(server_id): int(conid)}  # type: ignore[arg-type]
             except (TypeError, ValueError):
@@ -690,12 +688,12 @@ class SessionMachine:
         self._send_subscribe_now(channel)
 
     def _send_subscribe_now(self, channel: Channel) -> None:
-        if self.channels.get(channel.name) is not channel or not self.ready or self.conn is None:
+        # (every caller found the channel registered; its timer is not running)
+        if not self.ready or self.conn is None:
             return
         try:
             payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
         except Exception as exc:  # data changed by modify_subscription, a failing custom processor
-            self._cancel(channel.timer)
             self._unawait(channel)
             self._report(
                 ErrorKind.SUBSCRIPTION_FAILED,

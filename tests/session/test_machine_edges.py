@@ -451,3 +451,43 @@ def test_orders_asked_again_while_awaited_stop_waiting_and_query_rest_first_agai
     actions = m.handle(ev.Subscribe(token, object(), "or", {"filters": ["x"]}, True, P))
     assert ev.CancelTimer("sub:or") in actions and ev.Rest("preflight", 1, "or") in actions
     assert sends(actions) == []
+
+
+def test_a_tls_failure_reports_the_transports_own_explanation_when_it_has_one() -> None:
+    m = machine()
+    m.handle(ev.Start())
+    actions = m.handle(ev.Closed(1, None, "", OSError("x"), tls=True, failure="the CA file is missing"))
+    assert reports(actions) == [(K.TLS, "the CA file is missing")]
+
+
+def test_a_pong_before_the_socket_opened_starts_no_watchdog() -> None:
+    m = machine()
+    m.handle(ev.Start())
+    assert m.handle(ev.Pong(1)) == []
+    m.handle(ev.Opened(1))
+    assert ev.SetTimer("pong_watch", 20.0, 3) in m.handle(ev.Pong(1))
+
+
+def test_a_refusal_fails_the_awaited_channel_of_a_shared_topic() -> None:
+    # md+1@SMART and md+1@ISLAND are both echoed as smd+1: the refusal is for the one awaited
+    m = authenticated()
+    subscribe(m, "md+1@SMART", {"fields": ["31"]})  # confirmed, then active
+    m.handle(ev.Data(1, "md+1"))
+    island, _ = subscribe(m, "md+1@ISLAND", {"fields": ["31"]})
+    actions = control(m, {"error": "no", "code": 400, "topic": "smd+1"})
+    assert statuses(actions) == [(island, ST.FAILED)]
+
+
+def test_a_second_history_reply_of_a_confirmed_subscription_only_adds_its_server_id() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "mh+265598", {"period": "1d"})
+    assert statuses(control(m, frames.smh(265598, server_id="77"))) == [(token, ST.ACTIVE)]
+    assert control(m, frames.smh(265598, server_id="78")) == []
+    assert m.server_ids == {"77": 265598, "78": 265598}
+
+
+def test_a_history_reply_without_conid_takes_it_from_the_topic() -> None:
+    m = authenticated()
+    subscribe(m, "mh+265598", {"period": "1d"})
+    control(m, {"topic": "smh+265598", "serverId": "5"})
+    assert m.server_ids == {"5": 265598}
