@@ -161,8 +161,8 @@ class SessionMachine:
         self.conn_opened = False
         self._next_conn = 0
         self._starting: bool  # no session confirmed since Start: set by Start, read only while running
-        self._attempts = 0
-        self._auth_poll_attempt = 0
+        self._attempts: int  # failed connection attempts in a row: set by Start
+        self._auth_poll_attempt: int  # set when authentication is lost
         self._timers: dict[str, int] = {}  # name -> token of the live timer
         self._tokens = itertools.count()
         self.channels: dict[str, Channel] = {}
@@ -561,7 +561,6 @@ class SessionMachine:
         s = self.settings
         self._attempts = 0
         self._starting = False
-        self._auth_poll_attempt = 0
         self._cancel("session")
         self._cancel("greeting")
         self._set_state(ConnectionState.AUTHENTICATED)
@@ -731,9 +730,7 @@ class SessionMachine:
         # data that comes late on this session makes it ACTIVE
         self._set_status(channel, _FAILED)
 
-    def _confirm(self, match_channel: str | None) -> None:
-        if match_channel is None:
-            return
+    def _confirm(self, match_channel: str) -> None:
         channel = self._awaiting.pop(match_channel, None)
         if channel is None:
             return
@@ -792,7 +789,7 @@ class SessionMachine:
         else:
             self._cancel(channel.timer)
             self._unawait(channel)
-        if not self.ready or self.conn is None:
+        if not self.ready:
             self._set_status(channel, _UNSUBSCRIBED)
             self._emit(UnsubscribeDone(event.finish, True))
             return

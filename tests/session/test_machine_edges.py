@@ -491,3 +491,74 @@ def test_a_history_reply_without_conid_takes_it_from_the_topic() -> None:
     subscribe(m, "mh+265598", {"period": "1d"})
     control(m, {"topic": "smh+265598", "serverId": "5"})
     assert m.server_ids == {"5": 265598}
+
+
+def test_a_refused_history_stays_failed_when_a_reply_comes_after_all() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "mh+265598", {"period": "1d"})
+    assert statuses(control(m, {"error": "no", "code": 400, "topic": "smh+265598"})) == [(token, ST.FAILED)]
+    assert statuses(control(m, frames.smh(265598, server_id="77"))) == []
+
+
+def test_a_subscription_asked_again_with_new_data_gets_its_full_retries() -> None:
+    m = authenticated(subscription_retries=2)
+    token, _ = subscribe(m, "pl", {"a": 1})
+    fire(m, "sub:pl")  # the second and last attempt
+    actions = m.handle(ev.Subscribe(token, object(), "pl", {"a": 2}, True, P))
+    assert sends(actions) == ['spl+{"a": 2}']
+    assert sends(fire(m, "sub:pl")) == ['spl+{"a": 2}']  # a retry, not a failure
+    assert statuses(fire(m, "sub:pl")) == [(token, ST.FAILED)]
+
+
+def test_recreate_gives_every_subscription_its_full_retries() -> None:
+    m = authenticated(subscription_retries=2)
+    token, _ = subscribe(m, "pl", {})
+    fire(m, "sub:pl")
+    m.handle(ev.Recreate())
+    assert sends(fire(m, "sub:pl")) == ["spl+{}"]
+    assert statuses(fire(m, "sub:pl")) == [(token, ST.FAILED)]
+
+
+def test_recreate_of_awaited_orders_stops_the_wait_until_the_preflight_answered() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})
+    m.handle(ev.RestDone("preflight", 1, True, None, "or"))  # sent, awaited
+    actions = m.handle(ev.Recreate())
+    assert ev.CancelTimer("sub:or") in actions and ev.Rest("preflight", 1, "or") in actions
+
+
+def test_an_orders_preflight_answered_while_unauthenticated_sends_nothing() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})
+    control(m, frames.sts(authenticated=False))
+    assert sends(m.handle(ev.RestDone("preflight", 1, True, None, "or"))) == []
+
+
+def test_a_late_release_of_an_ended_channel_leaves_the_next_one_alone() -> None:
+    m = authenticated()
+    handle = object()
+    old, new = Token(), Token()
+    m.handle(ev.Subscribe(old, handle, "pl", {}, False, P))
+    m.handle(ev.Release(old, handle, "pl"))
+    m.handle(ev.Subscribe(new, handle, "pl", {}, False, P))
+    assert m.handle(ev.Release(old, handle, "pl")) == []  # the old channel's, twice
+    assert m.channels["pl"].token is new
+
+
+def test_a_lost_connection_ends_a_waiting_unsubscribe_and_a_late_confirmation_changes_nothing() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "sd+DU1", {})
+    m.handle(ev.Data(1, "sd+DU1"))
+    finish, _ = unsubscribe(m, "sd+DU1", token, confirm=True)
+    actions = m.handle(ev.Closed(1, 1006))
+    assert of(actions, ev.UnsubscribeDone) == [ev.UnsubscribeDone(finish, True)]
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    m.handle(ev.Opened(2))
+    control(m, frames.sts(authenticated=True))
+    assert of(control(m, {"result": "unsubscribed from summary"}), ev.UnsubscribeDone) == []
+
+
+def test_a_price_ladder_without_account_is_unsubscribed_by_its_processor() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "bd", {})
+    assert sends(unsubscribe(m, "bd", token, confirm=False)[1]) == [P.make_unsubscribe_payload("bd", None)]
