@@ -687,8 +687,8 @@ class SessionMachine:
         self._send_subscribe_now(channel)
 
     def _send_subscribe_now(self, channel: Channel) -> None:
-        # (every caller found the channel registered; its timer is not running)
-        if not self.ready or self.conn is None:
+        # every caller found the channel registered and the session ready (its timer not running)
+        if self.conn is None:  # (for the type checker: ready means connected)
             return
         try:
             payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
