@@ -424,9 +424,7 @@ class SessionMachine:
         s = self.settings
         return s.timeout if s.has_rest else max(s.timeout, s.max_ping_interval)
 
-    def _watchdog(self, what: str) -> None:
-        if self.conn is None or not self.running:
-            return
+    def _watchdog(self, what: str) -> None:  # its timers end with the connection (and stop)
         self._report(
             ErrorKind.WATCHDOG,
             f"{what} for {self.settings.max_ping_interval:g} s: resetting the connection",
@@ -650,7 +648,7 @@ class SessionMachine:
         channel = self.channels.get(event.channel)
         if channel is not None and channel.token is not event.token:
             # the caller's view moved on (the last handle went, a new one came): a new channel
-            self._end_channel(channel, send=True)
+            self._end_channel(channel)
             channel = None
         if channel is None:
             channel = Channel(event.channel, event.token, event.confirm, event.processor)
@@ -770,15 +768,14 @@ class SessionMachine:
             return  # ended already (unsubscribed, or replaced by a newer request)
         channel.remove(event.handle)
         if not channel.handles:
-            self._end_channel(channel, send=True)
+            self._end_channel(channel)
 
-    def _end_channel(self, channel: Channel, send: bool) -> None:
-        if self.channels.get(channel.name) is not channel:
-            return
+    def _end_channel(self, channel: Channel) -> None:
+        """End a registered channel (the caller found it in ``channels``)."""
         del self.channels[channel.name]
         self._cancel(channel.timer)
         self._unawait(channel)
-        if send and self.ready and not channel.refused:  # a refused channel has nothing to end
+        if self.ready and not channel.refused:  # a refused channel has nothing to end
             self._send_unsubscribe(channel, None, channel.processor)
         self._set_status(channel, _UNSUBSCRIBED)
 
@@ -865,7 +862,7 @@ class SessionMachine:
             if key is IbkrWsKey.TRADES:
                 return [rq.unsubscribe_trades()]
             if key is IbkrWsKey.PRICE_LADDER and target:
-                return [rq.unsubscribe_price_ladder(target.split("+", 1)[0])]
+                return [rq.unsubscribe_price_ladder(target.partition("+")[0])]
         try:
             return [processor.make_unsubscribe_payload(channel.name, data)]
         except Exception as exc:

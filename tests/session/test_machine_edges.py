@@ -562,3 +562,27 @@ def test_a_price_ladder_without_account_is_unsubscribed_by_its_processor() -> No
     m = authenticated()
     token, _ = subscribe(m, "bd", {})
     assert sends(unsubscribe(m, "bd", token, confirm=False)[1]) == [P.make_unsubscribe_payload("bd", None)]
+
+
+def test_a_connect_failure_that_cannot_be_retried_is_retried_once_a_session_existed() -> None:
+    m = authenticated()
+    m.handle(ev.Closed(1, 1006))
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    actions = m.handle(ev.Closed(2, None, "", OSError("refused"), retryable=False))
+    assert m.state is S.RECONNECTING and "reconnect" in timers(actions)  # maybe a gateway restarting
+
+
+def test_the_session_timers_end_with_the_session() -> None:
+    m = authenticated(has_rest=True)
+    assert {"heartbeat_watch", "tic!", "renew!", "tickle!"} <= set(m._timers)
+    actions = m.handle(ev.Closed(1, 1006))
+    cancelled = {a.name for a in of(actions, ev.CancelTimer)}
+    assert {"heartbeat_watch", "tic!", "renew!", "tickle!"} <= cancelled
+
+
+def test_an_active_subscription_asked_again_with_another_confirm_is_sent_again() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "pl", {})
+    m.handle(ev.Data(1, "pl"))
+    actions = m.handle(ev.Subscribe(token, object(), "pl", {}, False, P))
+    assert sends(actions) == ["spl+{}"]
