@@ -202,8 +202,7 @@ class SessionMachine:
         self._attempts = 0
         self._connect(ConnectionState.CONNECTING)
 
-    def _connect(self, state: ConnectionState) -> None:
-        self._cancel("reconnect")
+    def _connect(self, state: ConnectionState) -> None:  # (no reconnect timer is running)
         self._set_state(state)
         self._next_conn += 1
         self.conn = self._next_conn  # conn_opened is False: the last connection's teardown said so
@@ -519,7 +518,7 @@ class SessionMachine:
             return
         key = message.key
         target = message.target if key is IbkrWsKey.MARKET_HISTORY else None
-        if key is IbkrWsKey.MARKET_HISTORY and target is not None and target in self.server_ids:
+        if target in self.server_ids:
             self.server_ids = {k: v for k, v in self.server_ids.items() if k != target}
         pending = self._unsub_awaiting.pop((key, target), None)  # (the decoder gives each a key)
         if pending is None:
@@ -550,8 +549,7 @@ class SessionMachine:
                 if self.conn is not None:
                     self._emit(Send(self.conn, rq.unsubscribe_market_history(str(server_id))))
                 self.server_ids = {k: v for k, v in self.server_ids.items() if k != str(server_id)}
-                return
-        self._confirm(message.channel)
+        self._confirm(message.channel)  # (nothing awaits a channel that is not registered)
 
     def _session_confirmed(self) -> None:  # by an event of the current connection
         if self.state is ConnectionState.AUTHENTICATED:

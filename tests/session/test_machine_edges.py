@@ -570,6 +570,7 @@ def test_a_connect_failure_that_cannot_be_retried_is_retried_once_a_session_exis
     m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
     actions = m.handle(ev.Closed(2, None, "", OSError("refused"), retryable=False))
     assert m.state is S.RECONNECTING and "reconnect" in timers(actions)  # maybe a gateway restarting
+    assert [k for k, _ in reports(actions)] == [K.CONNECTION_ERROR]  # a failed connect, not a lost one
 
 
 def test_the_session_timers_end_with_the_session() -> None:
@@ -586,3 +587,18 @@ def test_an_active_subscription_asked_again_with_another_confirm_is_sent_again()
     m.handle(ev.Data(1, "pl"))
     actions = m.handle(ev.Subscribe(token, object(), "pl", {}, False, P))
     assert sends(actions) == ["spl+{}"]
+
+
+class RestResult:
+    """A REST result object: the payload is its ``data``."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+def test_the_greeting_poll_reads_a_rest_result_object_or_a_mapping() -> None:
+    for value in (RestResult({"authenticated": True}), {"authenticated": True}):
+        m = opened(has_rest=True)
+        fire(m, "greeting")
+        m.handle(ev.RestDone("auth_status", 1, True, value))
+        assert m.state is S.AUTHENTICATED, value
