@@ -512,11 +512,14 @@ class SessionMachine:
         self._set_status(channel, _FAILED)
 
     def _on_topicless(self, message: Any) -> None:
-        if message.key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
+        key = message.key
+        if key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
             if self.conn is not None:
                 self._emit(SendSession(self.conn))
-            return
-        key = message.key
+        else:
+            self._on_unsubscribed(key, message)
+
+    def _on_unsubscribed(self, key: IbkrWsKey, message: Any) -> None:
         target = message.target if key is IbkrWsKey.MARKET_HISTORY else None
         if target in self.server_ids:
             self.server_ids = {k: v for k, v in self.server_ids.items() if k != target}
@@ -819,8 +822,7 @@ class SessionMachine:
                     payload=channel.token,
                 )
                 self._set_status(channel, _UNSUBSCRIBED)
-                self._emit(UnsubscribeDone(finish, False))
-                return
+                self._emit(UnsubscribeDone(finish, False))  # (one waiter per channel)
 
     def _on_modify(self, event: Modify) -> None:
         channel = self.channels.get(event.channel)
@@ -914,9 +916,11 @@ class SessionMachine:
 
 def _authenticated(status: Any, *, require_connected: bool) -> bool:
     status = getattr(status, "data", status)
-    if not isinstance(status, Mapping) or status.get("authenticated") is not True:
-        return False
-    return not require_connected or status.get("connected", True) is not False
+    return (
+        isinstance(status, Mapping)
+        and status.get("authenticated") is True
+        and (not require_connected or status.get("connected", True) is not False)
+    )
 
 
 _HANDLERS: dict[type, Callable[[SessionMachine, Any], None]] = {

@@ -62,6 +62,7 @@ def test_the_documented_defaults() -> None:
     assert (s.has_rest, s.has_rest_orders) == (False, False)
     assert ev.Close(3).code == 1000  # a close without a code is a normal one
     assert ev.Modify("pl", status=True).set_data is False  # changing the status leaves the data
+    assert ev.Report(K.WATCHDOG, "m").redact is False  # a report may be shown as it is
 
 
 # -- a reconnect resets the session's state --------------------------------------------------------
@@ -602,3 +603,33 @@ def test_the_greeting_poll_reads_a_rest_result_object_or_a_mapping() -> None:
         fire(m, "greeting")
         m.handle(ev.RestDone("auth_status", 1, True, value))
         assert m.state is S.AUTHENTICATED, value
+
+
+def test_a_hard_reset_of_a_stopped_client_does_nothing() -> None:
+    m = machine()
+    assert m.handle(ev.HardReset(True, "a test")) == []
+    m = authenticated()
+    m.handle(ev.Stop(shutdown=False))
+    assert m.handle(ev.HardReset(True, "a test")) == []
+
+
+def test_an_auth_status_that_is_no_mapping_confirms_nothing() -> None:
+    for value in (None, "authenticated", RestResult(None)):
+        m = opened(has_rest=True)
+        fire(m, "greeting")
+        assert m.handle(ev.RestDone("auth_status", 1, True, value)) == [], value
+
+
+def test_nothing_is_subscribed_after_shutdown() -> None:
+    m = authenticated()
+    m.handle(ev.Stop(shutdown=True))
+    assert subscribe(m, "pl", {})[1] == [] and m.channels == {}
+
+
+def test_orders_query_rest_first_again_on_the_next_session() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})  # the preflight is asked, never answered: the connection goes
+    m.handle(ev.Closed(1, 1006))
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    m.handle(ev.Opened(2))
+    assert ev.Rest("preflight", 2, "or") in control(m, frames.sts(authenticated=True))
