@@ -188,6 +188,7 @@ def test_equality_and_repr() -> None:
     b = decode(b'{"topic":"sts","args":{"authenticated":true}}')
     assert a == b
     assert a != decode(b'{"topic":"sts","args":{"authenticated":false}}')
+    assert a != decode(b'{"args":{"authenticated":true},"topic":"sts"}')  # the same data, another frame
     assert a != "not a message"
     assert "AUTHENTICATION_STATUS" in repr(a)
     long = decode(b'{"topic":"sor","args":[' + b'{"x":1},' * 50 + b'{"x":1}]}')
