@@ -312,3 +312,10 @@ def test_parse_request_rejects(payload: str) -> None:
 def test_parse_request_rejects_non_str() -> None:
     with pytest.raises(ArgumentTypeError, match="payload"):
         parse_request(b"tic")  # type: ignore[arg-type]
+
+
+def test_a_bad_period_is_refused_with_every_accepted_form() -> None:
+    forms = "{1-30}min, {1-8}h, {1-1000}d, {1-792}w, {1-182}m or {1-15}y"
+    with pytest.raises(ValueError) as caught:
+        market_history(1, period="9h")
+    assert str(caught.value) == f"period must be {forms}, got '9h'"
