@@ -406,8 +406,7 @@ class SessionMachine:
         elif base == "auth_poll":
             self._auth_poll()
         elif base == "tic":
-            if self.conn is not None:
-                self._emit(Send(self.conn, rq.tic()))
+            self._send(rq.tic())
         elif base == "renew":
             self._renew_market_data()
         elif base == "tickle":
@@ -549,8 +548,7 @@ class SessionMachine:
             name = message.channel
             if not any(c.match_channel == name for c in self.channels.values()):
                 # a reply to a history disposed before it came: free the gateway's slot now
-                if self.conn is not None:
-                    self._emit(Send(self.conn, rq.unsubscribe_market_history(str(server_id))))
+                self._send(rq.unsubscribe_market_history(str(server_id)))
                 self.server_ids = {k: v for k, v in self.server_ids.items() if k != str(server_id)}
         self._confirm(message.channel)  # (nothing awaits a channel that is not registered)
 
@@ -687,8 +685,6 @@ class SessionMachine:
 
     def _send_subscribe_now(self, channel: Channel) -> None:
         # every caller found the channel registered and the session ready (its timer not running)
-        if self.conn is None:  # (for the type checker: ready means connected)
-            return
         try:
             payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
         except Exception as exc:  # data changed by modify_subscription, a failing custom processor
@@ -701,7 +697,7 @@ class SessionMachine:
             )
             self._set_status(channel, _FAILED)
             return
-        self._emit(Send(self.conn, payload))
+        self._send(payload)
         channel.sent_data = channel.data
         if not channel.confirm:
             self._set_status(channel, _ACTIVE)
@@ -753,15 +749,13 @@ class SessionMachine:
                 self._send_subscribe(channel)
 
     def _renew_market_data(self) -> None:
-        if self.conn is None:
-            return
         for channel in list(self.channels.values()):
             if channel.key is IbkrWsKey.MARKET_DATA and channel.status is _ACTIVE:
                 try:
                     payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
                 except Exception:
                     continue
-                self._emit(Send(self.conn, payload))
+                self._send(payload)
 
     def _on_release(self, event: Release) -> None:
         channel = self.channels.get(event.channel)
@@ -840,10 +834,8 @@ class SessionMachine:
     def _send_unsubscribe(
         self, channel: Channel, data: dict[str, Any] | None, processor: SubscriptionProcessor
     ) -> None:
-        if self.conn is None:
-            return
         for payload in self._unsubscribe_payloads(channel, data, processor):
-            self._emit(Send(self.conn, payload))
+            self._send(payload)
 
     def _history_server_ids(self, channel: Channel) -> list[str]:
         """The gateway's server ids of a market history subscription (learnt from its ``smh`` replies)."""
@@ -879,6 +871,10 @@ class SessionMachine:
     # =============================================================================================
     def _emit(self, action: Action) -> None:
         self._out.append(action)
+
+    def _send(self, payload: str) -> None:
+        if self.conn is not None:  # always, where it is called (ready, or a timer of the connection)
+            self._emit(Send(self.conn, payload))
 
     def _set_state(self, state: ConnectionState) -> None:
         if self.state is not state:
