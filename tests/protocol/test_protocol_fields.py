@@ -305,3 +305,7 @@ def test_parse_fields() -> None:
 )
 def test_parse_value(key: str, value: Any, expected: Any) -> None:
     assert parse_value(key, value) == expected
+
+
+def test_the_field_kinds_public_values() -> None:
+    assert [k.value for k in FieldKind] == ["price", "size", "number", "text"]
