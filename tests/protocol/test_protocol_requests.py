@@ -172,6 +172,7 @@ BAD_CALLS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("summary account empty", account_summary, {"account": ""}, "account"),
     ("summary account None", account_summary, {"account": None}, "account"),
     ("summary account space", account_summary, {"account": "DU 1"}, "account"),
+    ("summary account not ascii", account_summary, {"account": "DU\u00e91"}, "account"),
     ("summary keys empty", account_summary, {"account": ACCT, "keys": []}, "keys"),
     ("summary fields item", account_summary, {"account": ACCT, "fields": [""]}, "fields"),
     ("unsubscribe summary account", unsubscribe_account_summary, {"account": ""}, "account"),
