@@ -321,3 +321,27 @@ def test_a_bad_period_is_refused_with_every_accepted_form() -> None:
     with pytest.raises(ValueError) as caught:
         market_history(1, period="9h")
     assert str(caught.value) == f"period must be {forms}, got '9h'"
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ("smd+x", "conid"),
+        ("smh+abc", "conid"),  # a history subscribes a plain conid (its unsubscribe names a server id)
+        ("sbd+DU1+x", "conid"),
+        ('{"session": 1', "session message"),
+        ("spl+", "expected '\\+' and a target"),
+    ],
+)
+def test_requests_that_break_the_grammar_are_refused_saying_what(payload: str, named: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{named}\b"):
+        parse_request(payload)
+
+
+def test_a_history_unsubscribe_names_a_server_id_not_a_conid() -> None:
+    assert parse_request("umh+abc").targets == ("abc",)
+
+
+def test_a_bool_conid_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        market_history(True)  # type: ignore[arg-type]
