@@ -203,3 +203,20 @@ def test_public_constructor() -> None:
     assert message.error is None
     assert message.target is None
     assert message.args is None
+
+
+def test_the_target_of_a_message_built_by_hand() -> None:
+    unsubscribed = {"message": "Unsubscribed 5"}
+    assert Message(MessageKind.CONTROL, IbkrWsKey.MARKET_HISTORY, None, unsubscribed, b"{}").target == "5"
+    assert Message(MessageKind.CONTROL, IbkrWsKey.ACCOUNT_SUMMARY, None, unsubscribed, b"{}").target is None
+    assert Message(MessageKind.DATA, IbkrWsKey.MARKET_HISTORY, None, unsubscribed, b"{}").target is None
+    assert Message(MessageKind.CONTROL, IbkrWsKey.MARKET_HISTORY, None, None, b"{}").target is None
+    assert Message(MessageKind.UNKNOWN, IbkrWsKey.ERROR, "+5", {}, b"{}").target == "5"  # after the first '+'
+
+
+def test_messages_of_another_kind_or_error_differ() -> None:
+    data = {"topic": "sts"}
+    a = Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a == Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a != Message(MessageKind.UNKNOWN, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a != Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}", "odd")
