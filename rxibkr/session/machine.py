@@ -334,11 +334,9 @@ class SessionMachine:
             self.running = False
             self._drop_connection(ConnectionState.STOPPED)
             self._emit(StartDone(False))
-            return
-        if not self.running:
-            return
-        self._drop_connection(ConnectionState.RECONNECTING)
-        self._connect(ConnectionState.RECONNECTING)
+        elif self.running:
+            self._drop_connection(ConnectionState.RECONNECTING)
+            self._connect(ConnectionState.RECONNECTING)
 
     def _drop_connection(self, state: ConnectionState) -> None:
         """Abandon the current connection (its late events are ignored) and stop every timer."""
@@ -777,7 +775,7 @@ class SessionMachine:
     def _on_unsubscribe(self, event: Unsubscribe) -> None:
         channel = self.channels.pop(event.channel, None)
         if channel is None:
-            channel = Channel(event.channel, event.token, False, event.processor)
+            channel = Channel(event.channel, event.token, event.confirm, event.processor)  # ad hoc
         else:
             self._cancel(channel.timer)
             self._unawait(channel)
