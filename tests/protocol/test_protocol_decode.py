@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from rxibkr.protocol import IbkrWsKey, Message, MessageKind, decode
@@ -220,3 +221,11 @@ def test_messages_of_another_kind_or_error_differ() -> None:
     assert a == Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
     assert a != Message(MessageKind.UNKNOWN, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
     assert a != Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}", "odd")
+
+
+def test_an_odd_topic_and_a_long_error_are_described() -> None:
+    assert decode(b'{"topic": 5}').error == "topic is a int, not a str"
+    whole = ["a" * 196]  # repr: 200 characters, kept
+    assert decode(orjson.dumps({"error": whole})).error == repr(whole)
+    cut = ["a" * 197]
+    assert decode(orjson.dumps({"error": cut})).error == repr(cut)[:197] + "..."

@@ -345,3 +345,31 @@ def test_a_history_unsubscribe_names_a_server_id_not_a_conid() -> None:
 def test_a_bool_conid_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         market_history(True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: price_ladder(True, 1),  # type: ignore[arg-type]
+        lambda: market_data(1, fields=[True]),  # type: ignore[list-item]
+    ],
+)
+def test_a_bool_is_a_type_error_where_an_int_is_allowed(call: Any) -> None:
+    with pytest.raises(TypeError):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda: market_data(1, fields=["\u0661\u0662"]), "fields"),  # digits, but not ASCII ones
+        (lambda: market_history(1, period="\u0661d"), "period"),
+        (lambda: market_history(1, period="xd"), "period"),
+        (lambda: parse_request("ssd+DU 1"), "target"),
+        (lambda: parse_request("spl+{bad"), "request arguments"),
+        (lambda: parse_request("smh+1+{bad"), "request arguments"),
+    ],
+)
+def test_more_refusals_name_what_they_refuse(call: Any, named: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{named}\b"):
+        call()
