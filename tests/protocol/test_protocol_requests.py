@@ -352,6 +352,7 @@ def test_a_bool_conid_is_a_type_error() -> None:
     [
         lambda: price_ladder(True, 1),  # type: ignore[arg-type]
         lambda: market_data(1, fields=[True]),  # type: ignore[list-item]
+        lambda: unsubscribe_market_history(True),
     ],
 )
 def test_a_bool_is_a_type_error_where_an_int_is_allowed(call: Any) -> None:
