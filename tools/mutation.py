@@ -5,18 +5,20 @@
     python tools/mutation.py protocol --budget 600    # stop a target after 600 s (a seeded random sample)
     python tools/mutation.py operators --jobs 2       # two mutants at a time (two copies of the project)
     python tools/mutation.py framing --list           # print the mutants, run nothing
+    python tools/mutation.py session --only machine.py:195 machine.py:301   # some lines' mutants only
 
 A mutant is *killed* when its tests fail (or hang past the timeout), and *survives* when they pass:
 then either a test is missing, or the mutant is equivalent to the original (a change nobody can
 observe). The survivors are printed as ``file:line  original -> mutant`` for a person to judge.
 
 How: the project (``rxibkr``, ``tests``, the configuration) is copied into a temporary directory once
-per job; each mutant is the source file parsed, changed at one node of its syntax tree, unparsed and
-written into the copy; then ``python -m pytest -x`` runs the target's own tests in the copy (the
-copy's working directory comes first on ``sys.path``, before the editable install). Each source file
-first runs its closest test file and only a survivor there runs the target's whole test set. No
-byte code is written (``PYTHONDONTWRITEBYTECODE``), so a same-size mutant can never reuse a stale
-``.pyc``. The mutation operators:
+per job, and the mutated files are read once at the start (editing the working tree during a run
+changes nothing in it); each mutant is the source file parsed, changed at one node of its syntax
+tree, unparsed and written into the copy; then ``python -m pytest -x`` runs the target's own tests
+in the copy (the copy's working directory comes first on ``sys.path``, before the editable install).
+Each source file first runs its closest test file and only a survivor there runs the target's whole
+test set. No byte code is written (``PYTHONDONTWRITEBYTECODE``), so a same-size mutant can never
+reuse a stale ``.pyc``. The mutation operators:
 
 - comparisons: ``==``/``!=``, ``<``/``<=``, ``>``/``>=``, ``in``/``not in``, ``is``/``is not``
 - arithmetic and bitwise operators (also in ``+=``): ``+``/``-``, ``*``/``/``, ``//``, ``%``,
@@ -28,7 +30,8 @@ byte code is written (``PYTHONDONTWRITEBYTECODE``), so a same-size mutant can ne
   -> ``pass``
 
 Not mutated: type annotations (never evaluated with ``from __future__ import annotations``),
-``__all__``, ``if TYPE_CHECKING:`` blocks, docstrings, log and exception messages.
+``__all__``, ``if TYPE_CHECKING:`` blocks, docstrings, log and exception messages, the name string
+of ``TypeVar("T")`` (and ``ParamSpec``, ``TypeVarTuple``, ``NewType``).
 """
 
 from __future__ import annotations
@@ -152,6 +155,7 @@ for line in sys.stdin:
 """
 
 COPY = ("rxibkr", "tests", "benchmarks", "pyproject.toml", "setup.cfg")
+TYPING_NAMES = {"TypeVar", "ParamSpec", "TypeVarTuple", "NewType"}
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
 COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
@@ -256,6 +260,9 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
                         mark(arg, skip)
             if isinstance(child, ast.JoinedStr):
                 mark(child, skip)
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.args:
+                if child.func.id in TYPING_NAMES:
+                    mark(child.args[0], skip)  # the name a TypeVar repeats: never read
             if isinstance(child, ast.ImportFrom | ast.Import):
                 mark(child, skip)
             visit(child, name)
@@ -268,8 +275,9 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
     return skip, inside
 
 
-def mutants_of(file: str, functions: tuple[str, ...] = ()) -> list[Mutant]:
-    source = (ROOT / file).read_text()
+def mutants_of(file: str, functions: tuple[str, ...] = (), source: str | None = None) -> list[Mutant]:
+    if source is None:
+        source = (ROOT / file).read_text()
     tree = ast.parse(source)
     skip, inside = _excluded(tree, functions)
     found: list[Mutant] = []
@@ -312,9 +320,9 @@ def _kinds(node: ast.AST) -> Iterator[tuple[str, str]]:
         yield "delete", f"{ast.unparse(node)} -> pass"
 
 
-def apply(mutant: Mutant) -> str:
-    """The source of the file with the mutant applied."""
-    tree = ast.parse((ROOT / mutant.file).read_text())
+def apply(mutant: Mutant, source: str) -> str:
+    """``source`` (the file the mutant was found in) with the mutant applied."""
+    tree = ast.parse(source)
     parents: dict[int, tuple[ast.AST, str, int | None]] = {}
     nodes = list(ast.walk(tree))
     for parent in nodes:
@@ -381,7 +389,7 @@ class Result:
 class Workspace:
     """One copy of the project: mutants are written into it one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: dict[str, str]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rxibkr-mutation-"))
         for name in COPY:
             src = ROOT / name
@@ -389,6 +397,9 @@ class Workspace:
                 shutil.copytree(src, self.dir / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             elif src.exists():
                 shutil.copy2(src, self.dir / name)
+        self.sources = sources  # the mutated files as read at the start
+        for file, source in sources.items():
+            (self.dir / file).write_text(source)
         self.server: subprocess.Popen[str] | None = None
 
     def pytest(self, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
@@ -422,10 +433,10 @@ class Workspace:
 
     def run(self, mutant: Mutant, target: Target, timeout: float) -> Result:
         path = self.dir / mutant.file
-        original = (ROOT / mutant.file).read_text()
+        original = self.sources[mutant.file]
         start = time.monotonic()
         try:
-            source = apply(mutant)
+            source = apply(mutant, original)
             compile(source, mutant.file, "exec")
         except (SyntaxError, ValueError, AssertionError):
             return Result(mutant, True, 0.0, "compile error")
@@ -457,13 +468,29 @@ def baseline(workspace: Workspace, target: Target) -> float:
     return time.monotonic() - start
 
 
+def _selected(mutant: Mutant, only: list[str]) -> bool:
+    """``only``: ``FILE:LINE`` items (FILE: the end of the path, e.g. ``machine.py:195``); empty: all."""
+    for item in only:
+        file, _, line = item.rpartition(":")
+        if mutant.file.endswith(file) and str(mutant.line) == line:
+            return True
+    return not only
+
+
 def run_target(
-    name: str, jobs: int, budget: float | None, seed: int, say: Callable[[str], None]
+    name: str,
+    jobs: int,
+    budget: float | None,
+    seed: int,
+    say: Callable[[str], None],
+    only: list[str] | None = None,
 ) -> tuple[list[Result], int, float]:
     target = TARGETS[name]
-    mutants = [m for f in target.files for m in mutants_of(f, target.functions)]
+    sources = {f: (ROOT / f).read_text() for f in target.files}
+    mutants = [m for f in target.files for m in mutants_of(f, target.functions, sources[f])]
+    mutants = [m for m in mutants if _selected(m, only or [])]
     random.Random(seed).shuffle(mutants)  # under a budget the mutants run are a fair sample
-    workspaces = [Workspace() for _ in range(jobs)]
+    workspaces = [Workspace(sources) for _ in range(jobs)]
     start = time.monotonic()
     try:
         took = baseline(workspaces[0], target)
@@ -508,6 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="seconds per target; a random sample past it")
     parser.add_argument("--seed", type=int, default=0, help="order of the mutants (default 0)")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="FILE:LINE",
+        help="only the mutants of these lines (e.g. machine.py:195): to re-check survivors, not a score",
+    )
     parser.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (percent)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still removes the copies
@@ -524,12 +558,14 @@ def main(argv: list[str] | None = None) -> int:
             target = TARGETS[name]
             for file in target.files:
                 for mutant in mutants_of(file, target.functions):
+                    if not _selected(mutant, args.only):
+                        continue
                     say(f"{name}  {mutant.label()}")
         return 0
     status = 0
     summary: list[str] = []
     for name in names:
-        results, total, seconds = run_target(name, args.jobs, args.budget, args.seed, say)
+        results, total, seconds = run_target(name, args.jobs, args.budget, args.seed, say, args.only)
         killed = sum(r.killed for r in results)
         score = 100.0 * killed / len(results) if results else 0.0
         survivors = sorted((r.mutant for r in results if not r.killed), key=lambda m: (m.file, m.line))

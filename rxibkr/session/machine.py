@@ -16,6 +16,7 @@ says it is not authenticated (``sts`` false, "waiting for session") holds the su
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -159,11 +160,11 @@ class SessionMachine:
         self.conn: int | None = None  # the current connection
         self.conn_opened = False
         self._next_conn = 0
-        self._starting = False
-        self._attempts = 0
-        self._auth_poll_attempt = 0
+        self._starting: bool  # no session confirmed since Start: set by Start, read only while running
+        self._attempts: int  # failed connection attempts in a row: set by Start
+        self._auth_poll_attempt: int  # set when authentication is lost
         self._timers: dict[str, int] = {}  # name -> token of the live timer
-        self._next_token = 0
+        self._tokens = itertools.count()
         self.channels: dict[str, Channel] = {}
         self._awaiting: dict[str, Channel] = {}  # match channel -> channel awaiting confirmation
         self._unsub_awaiting: dict[tuple[IbkrWsKey, str | None], tuple[Channel, Any]] = {}
@@ -192,7 +193,7 @@ class SessionMachine:
     def _on_start(self, _event: Start) -> None:
         if self.stopped_for_good:
             return
-        if self.running and self.state not in (ConnectionState.FAILED, ConnectionState.STOPPED):
+        if self.running:  # (stopped or failed: not running)
             if self.ready:
                 self._emit(StartDone(True))
             return
@@ -201,14 +202,10 @@ class SessionMachine:
         self._attempts = 0
         self._connect(ConnectionState.CONNECTING)
 
-    def _connect(self, state: ConnectionState) -> None:
-        self._cancel("reconnect")
-        if not self.running:
-            return
+    def _connect(self, state: ConnectionState) -> None:  # (no reconnect timer is running)
         self._set_state(state)
         self._next_conn += 1
-        self.conn = self._next_conn
-        self.conn_opened = False
+        self.conn = self._next_conn  # conn_opened is False: the last connection's teardown said so
         self._emit(Open(self.conn))
 
     def _on_opened(self, event: Opened) -> None:
@@ -270,7 +267,6 @@ class SessionMachine:
             self._report(ErrorKind.CONNECTION_LOST, f"connection closed ({detail})", event.error)
             if not self.settings.restart_on_close:
                 self.running = False
-                self._starting = False
                 self._set_state(ConnectionState.STOPPED)
                 self._emit(StartDone(False))
                 return
@@ -302,7 +298,6 @@ class SessionMachine:
 
     def _fail(self) -> None:
         self.running = False
-        self._starting = False
         self._drop_connection(ConnectionState.FAILED)
         self._emit(StartDone(False))
 
@@ -312,7 +307,7 @@ class SessionMachine:
 
     def _on_stop(self, event: Stop) -> None:
         if event.shutdown:
-            if self.ready and self.conn is not None:
+            if self.ready:
                 for channel in list(self.channels.values()):
                     if channel.status is _ACTIVE:
                         self._send_unsubscribe(channel, None, channel.processor)
@@ -320,13 +315,11 @@ class SessionMachine:
                 self._cancel(channel.timer)
                 self._set_status(channel, _UNSUBSCRIBED)
             self.channels.clear()
-            self._awaiting.clear()
             for channel, finish in self._unsub_awaiting.values():
                 self._cancel(channel.unsub_timer)
                 self._emit(UnsubscribeDone(finish, False))
             self._unsub_awaiting.clear()
         self.running = False
-        self._starting = False
         self._drop_connection(ConnectionState.STOPPED)
         self._emit(StartDone(False))
         if event.shutdown:
@@ -339,14 +332,11 @@ class SessionMachine:
     def _hard_reset(self, restart: bool) -> None:
         if not restart:
             self.running = False
-            self._starting = False
             self._drop_connection(ConnectionState.STOPPED)
             self._emit(StartDone(False))
-            return
-        if not self.running:
-            return
-        self._drop_connection(ConnectionState.RECONNECTING)
-        self._connect(ConnectionState.RECONNECTING)
+        elif self.running:
+            self._drop_connection(ConnectionState.RECONNECTING)
+            self._connect(ConnectionState.RECONNECTING)
 
     def _drop_connection(self, state: ConnectionState) -> None:
         """Abandon the current connection (its late events are ignored) and stop every timer."""
@@ -374,8 +364,7 @@ class SessionMachine:
         """The session's timers stop and every subscription waits to be sent again (PENDING)."""
         for name in _SESSION_TIMERS:
             self._cancel(name)
-        if self._awaiting:
-            self._awaiting.clear()
+        self._awaiting.clear()
         self._emit(Unawait(None))
         for channel in self.channels.values():
             self._cancel(channel.timer)
@@ -392,7 +381,7 @@ class SessionMachine:
             return  # cancelled or replaced since
         if not name.endswith("!"):  # periodic timers keep their token
             del self._timers[name]
-        base = name.rstrip("!")
+        base = name.removesuffix("!")
         if base == "ping":
             if self.conn is not None:
                 self._emit(Ping(self.conn))
@@ -400,24 +389,22 @@ class SessionMachine:
             self._watchdog("no pong")
         elif base == "heartbeat_watch":
             self._watchdog("no heartbeat")
-        elif base == "session":
-            if self.conn is not None and self.state is ConnectionState.OPEN:
-                self._report(
-                    ErrorKind.CONNECTION_ERROR,
-                    f"no session confirmation within {self._session_bound():g} s",
-                )
-                self._drop_connection(ConnectionState.RECONNECTING)
-                self._schedule_reconnect(failed_attempt=True)
+        elif base == "session":  # live only while OPEN: the confirmation and teardown cancel it
+            self._report(
+                ErrorKind.CONNECTION_ERROR,
+                f"no session confirmation within {self._session_bound():g} s",
+            )
+            self._drop_connection(ConnectionState.RECONNECTING)
+            self._schedule_reconnect(failed_attempt=True)
         elif base == "greeting":
-            if self.conn is not None and self.state is ConnectionState.OPEN:
+            if self.state is ConnectionState.OPEN:  # not once the gateway said unauthenticated
                 self._emit(Rest("auth_status", self.conn))
         elif base == "reconnect":
             self._connect(ConnectionState.RECONNECTING)
         elif base == "auth_poll":
             self._auth_poll()
         elif base == "tic":
-            if self.conn is not None:
-                self._emit(Send(self.conn, rq.tic()))
+            self._send(rq.tic())
         elif base == "renew":
             self._renew_market_data()
         elif base == "tickle":
@@ -433,9 +420,7 @@ class SessionMachine:
         s = self.settings
         return s.timeout if s.has_rest else max(s.timeout, s.max_ping_interval)
 
-    def _watchdog(self, what: str) -> None:
-        if self.conn is None or not self.running:
-            return
+    def _watchdog(self, what: str) -> None:  # its timers end with the connection (and stop)
         self._report(
             ErrorKind.WATCHDOG,
             f"{what} for {self.settings.max_ping_interval:g} s: resetting the connection",
@@ -509,7 +494,7 @@ class SessionMachine:
         channel = self._awaiting.get(topic[1:]) if topic.startswith("s") else None
         if channel is None:
             channel = next((c for c in self.channels.values() if "s" + c.match_channel == topic), None)
-        if channel is None or channel.status is _UNSUBSCRIBED:
+        if channel is None:  # (a channel that ended is neither registered nor awaited)
             return
         self._cancel(channel.timer)
         self._awaiting.pop(channel.match_channel, None)
@@ -524,16 +509,19 @@ class SessionMachine:
         self._set_status(channel, _FAILED)
 
     def _on_topicless(self, message: Any) -> None:
-        if message.key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
+        key = message.key
+        if key is IbkrWsKey.SYSTEM:  # the decoder recognised "waiting for session"
             if self.conn is not None:
                 self._emit(SendSession(self.conn))
-            return
-        key = message.key
+        else:
+            self._on_unsubscribed(key, message)
+
+    def _on_unsubscribed(self, key: IbkrWsKey, message: Any) -> None:
         target = message.target if key is IbkrWsKey.MARKET_HISTORY else None
-        if key is IbkrWsKey.MARKET_HISTORY and target is not None and target in self.server_ids:
+        if target in self.server_ids:
             self.server_ids = {k: v for k, v in self.server_ids.items() if k != target}
-        pending = self._unsub_awaiting.pop((key, target), None) if key is not None else None
-        if pending is None and key is not None:
+        pending = self._unsub_awaiting.pop((key, target), None)  # (the decoder gives each a key)
+        if pending is None:
             # confirmations of summary/ledger do not name the account: take the oldest waiting one
             for waiting_key in list(self._unsub_awaiting):
                 if waiting_key[0] is key:
@@ -548,30 +536,26 @@ class SessionMachine:
     def _on_history_reply(self, message: Any, data: Mapping[str, Any]) -> None:
         server_id = data.get("serverId")
         conid = data.get("conid")
-        target = message.target
         if server_id is not None:
-            if conid is None and target:
-                conid = target.split("@", 1)[0]
+            if conid is None:
+                conid = message.target  # smh+CONID
             try:
                 self.server_ids = {**self.server_ids, str(server_id): int(conid)}  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 pass
             name = message.channel
-            if name is not None and not any(c.match_channel == name for c in self.channels.values()):
+            if not any(c.match_channel == name for c in self.channels.values()):
                 # a reply to a history disposed before it came: free the gateway's slot now
-                if self.conn is not None:
-                    self._emit(Send(self.conn, rq.unsubscribe_market_history(str(server_id))))
+                self._send(rq.unsubscribe_market_history(str(server_id)))
                 self.server_ids = {k: v for k, v in self.server_ids.items() if k != str(server_id)}
-                return
-        self._confirm(message.channel)
+        self._confirm(message.channel)  # (nothing awaits a channel that is not registered)
 
-    def _session_confirmed(self) -> None:
-        if self.conn is None or self.state is ConnectionState.AUTHENTICATED:
+    def _session_confirmed(self) -> None:  # by an event of the current connection
+        if self.state is ConnectionState.AUTHENTICATED:
             return
         s = self.settings
         self._attempts = 0
         self._starting = False
-        self._auth_poll_attempt = 0
         self._cancel("session")
         self._cancel("greeting")
         self._set_state(ConnectionState.AUTHENTICATED)
@@ -647,7 +631,7 @@ class SessionMachine:
                 self._report(
                     ErrorKind.REST_ERROR, f"live orders pre-flight failed: {event.value}", event.value
                 )
-            channel = self.channels.get(event.channel or "")
+            channel = self.channels.get(event.channel) if event.channel is not None else None
             if channel is not None and channel.preflight and event.conn == self.conn:
                 channel.preflight = False
                 self._send_subscribe_now(channel)
@@ -661,7 +645,7 @@ class SessionMachine:
         channel = self.channels.get(event.channel)
         if channel is not None and channel.token is not event.token:
             # the caller's view moved on (the last handle went, a new one came): a new channel
-            self._end_channel(channel, send=True)
+            self._end_channel(channel)
             channel = None
         if channel is None:
             channel = Channel(event.channel, event.token, event.confirm, event.processor)
@@ -698,12 +682,10 @@ class SessionMachine:
         self._send_subscribe_now(channel)
 
     def _send_subscribe_now(self, channel: Channel) -> None:
-        if self.channels.get(channel.name) is not channel or not self.ready or self.conn is None:
-            return
+        # every caller found the channel registered and the session ready (its timer not running)
         try:
             payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
         except Exception as exc:  # data changed by modify_subscription, a failing custom processor
-            self._cancel(channel.timer)
             self._unawait(channel)
             self._report(
                 ErrorKind.SUBSCRIPTION_FAILED,
@@ -713,7 +695,7 @@ class SessionMachine:
             )
             self._set_status(channel, _FAILED)
             return
-        self._emit(Send(self.conn, payload))
+        self._send(payload)
         channel.sent_data = channel.data
         if not channel.confirm:
             self._set_status(channel, _ACTIVE)
@@ -741,9 +723,7 @@ class SessionMachine:
         # data that comes late on this session makes it ACTIVE
         self._set_status(channel, _FAILED)
 
-    def _confirm(self, match_channel: str | None) -> None:
-        if match_channel is None:
-            return
+    def _confirm(self, match_channel: str) -> None:
         channel = self._awaiting.pop(match_channel, None)
         if channel is None:
             return
@@ -767,15 +747,13 @@ class SessionMachine:
                 self._send_subscribe(channel)
 
     def _renew_market_data(self) -> None:
-        if self.conn is None:
-            return
         for channel in list(self.channels.values()):
             if channel.key is IbkrWsKey.MARKET_DATA and channel.status is _ACTIVE:
                 try:
                     payload = channel.processor.make_subscribe_payload(channel.name, channel.data)
                 except Exception:
                     continue
-                self._emit(Send(self.conn, payload))
+                self._send(payload)
 
     def _on_release(self, event: Release) -> None:
         channel = self.channels.get(event.channel)
@@ -783,26 +761,25 @@ class SessionMachine:
             return  # ended already (unsubscribed, or replaced by a newer request)
         channel.remove(event.handle)
         if not channel.handles:
-            self._end_channel(channel, send=True)
+            self._end_channel(channel)
 
-    def _end_channel(self, channel: Channel, send: bool) -> None:
-        if self.channels.get(channel.name) is not channel:
-            return
+    def _end_channel(self, channel: Channel) -> None:
+        """End a registered channel (the caller found it in ``channels``)."""
         del self.channels[channel.name]
         self._cancel(channel.timer)
         self._unawait(channel)
-        if send and self.ready and not channel.refused:  # a refused channel has nothing to end
+        if self.ready and not channel.refused:  # a refused channel has nothing to end
             self._send_unsubscribe(channel, None, channel.processor)
         self._set_status(channel, _UNSUBSCRIBED)
 
     def _on_unsubscribe(self, event: Unsubscribe) -> None:
         channel = self.channels.pop(event.channel, None)
         if channel is None:
-            channel = Channel(event.channel, event.token, False, event.processor)
+            channel = Channel(event.channel, event.token, event.confirm, event.processor)  # ad hoc
         else:
             self._cancel(channel.timer)
             self._unawait(channel)
-        if not self.ready or self.conn is None:
+        if not self.ready:
             self._set_status(channel, _UNSUBSCRIBED)
             self._emit(UnsubscribeDone(event.finish, True))
             return
@@ -837,8 +814,7 @@ class SessionMachine:
                     payload=channel.token,
                 )
                 self._set_status(channel, _UNSUBSCRIBED)
-                self._emit(UnsubscribeDone(finish, False))
-                return
+                self._emit(UnsubscribeDone(finish, False))  # (one waiter per channel)
 
     def _on_modify(self, event: Modify) -> None:
         channel = self.channels.get(event.channel)
@@ -856,10 +832,8 @@ class SessionMachine:
     def _send_unsubscribe(
         self, channel: Channel, data: dict[str, Any] | None, processor: SubscriptionProcessor
     ) -> None:
-        if self.conn is None:
-            return
         for payload in self._unsubscribe_payloads(channel, data, processor):
-            self._emit(Send(self.conn, payload))
+            self._send(payload)
 
     def _history_server_ids(self, channel: Channel) -> list[str]:
         """The gateway's server ids of a market history subscription (learnt from its ``smh`` replies)."""
@@ -878,7 +852,7 @@ class SessionMachine:
             if key is IbkrWsKey.TRADES:
                 return [rq.unsubscribe_trades()]
             if key is IbkrWsKey.PRICE_LADDER and target:
-                return [rq.unsubscribe_price_ladder(target.split("+", 1)[0])]
+                return [rq.unsubscribe_price_ladder(target.partition("+")[0])]
         try:
             return [processor.make_unsubscribe_payload(channel.name, data)]
         except Exception as exc:
@@ -895,6 +869,10 @@ class SessionMachine:
     # =============================================================================================
     def _emit(self, action: Action) -> None:
         self._out.append(action)
+
+    def _send(self, payload: str) -> None:
+        if self.conn is not None:  # always, where it is called (ready, or a timer of the connection)
+            self._emit(Send(self.conn, payload))
 
     def _set_state(self, state: ConnectionState) -> None:
         if self.state is not state:
@@ -921,9 +899,8 @@ class SessionMachine:
         key = name + "!" if periodic else name
         if key in self._timers:
             self._emit(CancelTimer(key))
-        self._next_token += 1
-        self._timers[key] = self._next_token
-        self._emit(SetTimer(key, delay, self._next_token, periodic))
+        token = self._timers[key] = next(self._tokens)
+        self._emit(SetTimer(key, delay, token, periodic))
 
     def _cancel(self, name: str) -> None:
         for key in (name, name + "!"):
@@ -933,9 +910,11 @@ class SessionMachine:
 
 def _authenticated(status: Any, *, require_connected: bool) -> bool:
     status = getattr(status, "data", status)
-    if not isinstance(status, Mapping) or status.get("authenticated") is not True:
-        return False
-    return not require_connected or status.get("connected", True) is not False
+    return (
+        isinstance(status, Mapping)
+        and status.get("authenticated") is True
+        and (not require_connected or status.get("connected", True) is not False)
+    )
 
 
 _HANDLERS: dict[type, Callable[[SessionMachine, Any], None]] = {

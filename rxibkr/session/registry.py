@@ -26,21 +26,22 @@ def split_channel(channel: str) -> tuple[IbkrWsKey, str]:
         return key, head
     parts = rest.split("+")
     if key in (IbkrWsKey.MARKET_DATA, IbkrWsKey.MARKET_HISTORY):
-        parts[0] = parts[0].split("@", 1)[0]
+        parts[0] = parts[0].partition("@")[0]
     return key, head + "+" + "+".join(parts)
 
 
 def union_data(requests: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     """Market data: one request carrying every requester's fields (first-asked order kept); the
     other keys of the latest request that has them."""
-    merged: dict[str, Any] | None = None
+    given = [data for data in requests if data is not None]
+    if not given:
+        return None
+    merged: dict[str, Any] = {}
     fields: list[Any] = []
     seen: set[Any] = set()
     any_fields = False
-    for data in requests:
-        if data is None:
-            continue
-        merged = {**(merged or {}), **data}
+    for data in given:
+        merged.update(data)
         requested = data.get("fields")
         if isinstance(requested, list | tuple):
             any_fields = True
@@ -49,7 +50,7 @@ def union_data(requests: list[dict[str, Any] | None]) -> dict[str, Any] | None:
                 if marker not in seen:
                     seen.add(marker)
                     fields.append(f)
-    if merged is not None and any_fields:
+    if any_fields:
         merged["fields"] = fields
     return merged
 

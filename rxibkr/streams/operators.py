@@ -61,7 +61,7 @@ def market_data_updates() -> Callable[[Observable[Message]], Observable[MarketDa
             observer: abc.ObserverBase[MarketDataUpdate], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             def on_next(message: Message) -> None:
-                if message.kind is MessageKind.DATA and message.key is IbkrWsKey.MARKET_DATA:
+                if message.key is IbkrWsKey.MARKET_DATA:  # the decoder gives this key to data frames only
                     update = MarketDataUpdate.from_message(message)
                     if update is not None:
                         observer.on_next(update)
@@ -221,8 +221,7 @@ def changes(field: str) -> Callable[[Observable[T]], Observable[T]]:
                 if value is _MISSING:
                     return
                 key = _key_of(item)
-                old = previous.get(key, _MISSING)
-                if old is _MISSING or old != value:
+                if key not in previous or previous[key] != value:
                     previous[key] = value
                     observer.on_next(item)
 
@@ -256,7 +255,7 @@ class _Building:
         self.open = self.high = self.low = self.close = price
         self.volume = size
         self.count = 1
-        self.timer: abc.DisposableBase | None = None
+        self.timer: abc.DisposableBase = Disposable()  # the bar's timer, set right after
 
     def add(self, price: float, size: float | None) -> None:
         if price > self.high:
@@ -303,7 +302,7 @@ def ohlc(
             sched = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
             building: dict[Hashable, _Building] = {}
-            stopped = [False]
+            disposed = [False]
 
             def bar_of(key: Hashable, b: _Building) -> Bar:
                 return Bar(
@@ -318,13 +317,13 @@ def ohlc(
                     interval=width,
                 )
 
-            def close(key: Hashable, bucket: int) -> None:
+            def close(key: Hashable, b: _Building) -> None:
                 with lock:
-                    b = building.get(key)
-                    if b is None or b.bucket != bucket or stopped[0]:
-                        return
-                    del building[key]
-                    observer.on_next(bar_of(key, b))
+                    # not when a tick of the next interval closed the bar already (its timer was
+                    # disposed, too late to stop a timer thread that had taken it)
+                    if building.get(key) is b:
+                        del building[key]
+                        observer.on_next(bar_of(key, b))
 
             def on_next(item: Any) -> None:
                 p = price_of(item)
@@ -335,53 +334,36 @@ def ohlc(
                 now = _now_seconds(sched)
                 bucket = math.floor(now / width)
                 with lock:
-                    if stopped[0]:
+                    if disposed[0]:  # since this tick came in (by another thread, or the price function)
                         return
                     b = building.get(key)
                     if b is not None and b.bucket != bucket:
                         del building[key]
-                        if b.timer is not None:
-                            b.timer.dispose()
+                        b.timer.dispose()
                         observer.on_next(bar_of(key, b))
                         b = None
                     if b is None:
-                        b = building[key] = _Building(bucket, p, s)
+                        new = building[key] = _Building(bucket, p, s)
                         due = max(0.0, (bucket + 1) * width - now)
-                        b.timer = sched.schedule_relative(due, lambda *_: close(key, bucket))
+                        new.timer = sched.schedule_relative(due, lambda *_: close(key, new))
                     else:
                         b.add(p, s)
 
             def flush() -> None:
                 with lock:
-                    if stopped[0]:
-                        return
-                    stopped[0] = True
-                    pending = sorted(building.items(), key=lambda kv: kv[1].bucket)
-                    building.clear()
-                    for key, b in pending:
-                        if b.timer is not None:
-                            b.timer.dispose()
+                    for key, b in sorted(building.items(), key=lambda kv: kv[1].bucket):
                         observer.on_next(bar_of(key, b))
                     observer.on_completed()
 
-            def on_error(error: Exception) -> None:
-                with lock:
-                    stopped[0] = True
-                    for b in building.values():
-                        if b.timer is not None:
-                            b.timer.dispose()
-                    building.clear()
-                observer.on_error(error)
-
             def dispose() -> None:
+                # also right after on_completed/on_error: reactivex disposes a subscription that
+                # ended (and drops what a late timer would emit after the end)
                 with lock:
-                    stopped[0] = True
+                    disposed[0] = True
                     for b in building.values():
-                        if b.timer is not None:
-                            b.timer.dispose()
-                    building.clear()
+                        b.timer.dispose()
 
-            inner = source.subscribe(on_next, on_error, flush, scheduler=subscribe_scheduler)
+            inner = source.subscribe(on_next, observer.on_error, flush, scheduler=subscribe_scheduler)
             return CompositeDisposable(inner, Disposable(dispose))
 
         return reactivex.create(subscribe)
@@ -419,12 +401,12 @@ class Latest(Generic[T]):
             sched = self.scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
             timer = SerialDisposable()
-            state: dict[str, Any] = {"pending": _MISSING, "open": False, "done": False}
+            state: dict[str, Any] = {"pending": _MISSING, "open": False}
 
             def tick(*_: Any) -> None:
                 with lock:
                     value = state["pending"]
-                    if value is _MISSING or state["done"]:
+                    if value is _MISSING:
                         state["open"] = False
                         return
                     state["pending"] = _MISSING
@@ -433,8 +415,6 @@ class Latest(Generic[T]):
 
             def on_next(value: T) -> None:
                 with lock:
-                    if state["done"]:
-                        return
                     if not state["open"]:
                         state["open"] = True
                         timer.disposable = sched.schedule_relative(interval, tick)
@@ -446,23 +426,14 @@ class Latest(Generic[T]):
 
             def on_completed() -> None:
                 with lock:
-                    if state["done"]:
-                        return
-                    state["done"] = True
-                    timer.dispose()
                     value = state["pending"]
-                    state["pending"] = _MISSING
                     if value is not _MISSING:
                         observer.on_next(value)
                     observer.on_completed()
 
-            def on_error(error: Exception) -> None:
-                with lock:
-                    state["done"] = True
-                    timer.dispose()
-                observer.on_error(error)
-
-            inner = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
+            # after on_completed/on_error reactivex disposes the subscription, and with it the timer;
+            # it also drops whatever a late tick would emit after the end
+            inner = source.subscribe(on_next, observer.on_error, on_completed, scheduler=subscribe_scheduler)
             return CompositeDisposable(inner, timer)
 
         return reactivex.create(subscribe)
@@ -496,9 +467,7 @@ class OrderBook:
     def __init__(self) -> None:
         self._orders: dict[int, OrderUpdate] = {}
 
-    def apply(
-        self, delta: Mapping[str, Any], source: str = "ws", only_changes: bool = False
-    ) -> OrderUpdate | None:
+    def apply(self, delta: Mapping[str, Any], source: str = "ws") -> OrderUpdate | None:
         """Merge one order object or delta; the new :class:`~rxibkr.streams.models.OrderUpdate`, or None
         when it names no order or changes nothing (an identical re-send)."""
         order_id = _int(delta.get("orderId"))

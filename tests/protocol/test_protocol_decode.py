@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from rxibkr.protocol import IbkrWsKey, Message, MessageKind, decode
@@ -188,6 +189,7 @@ def test_equality_and_repr() -> None:
     b = decode(b'{"topic":"sts","args":{"authenticated":true}}')
     assert a == b
     assert a != decode(b'{"topic":"sts","args":{"authenticated":false}}')
+    assert a != decode(b'{"args":{"authenticated":true},"topic":"sts"}')  # the same data, another frame
     assert a != "not a message"
     assert "AUTHENTICATION_STATUS" in repr(a)
     long = decode(b'{"topic":"sor","args":[' + b'{"x":1},' * 50 + b'{"x":1}]}')
@@ -202,3 +204,28 @@ def test_public_constructor() -> None:
     assert message.error is None
     assert message.target is None
     assert message.args is None
+
+
+def test_the_target_of_a_message_built_by_hand() -> None:
+    unsubscribed = {"message": "Unsubscribed 5"}
+    assert Message(MessageKind.CONTROL, IbkrWsKey.MARKET_HISTORY, None, unsubscribed, b"{}").target == "5"
+    assert Message(MessageKind.CONTROL, IbkrWsKey.ACCOUNT_SUMMARY, None, unsubscribed, b"{}").target is None
+    assert Message(MessageKind.DATA, IbkrWsKey.MARKET_HISTORY, None, unsubscribed, b"{}").target is None
+    assert Message(MessageKind.CONTROL, IbkrWsKey.MARKET_HISTORY, None, None, b"{}").target is None
+    assert Message(MessageKind.UNKNOWN, IbkrWsKey.ERROR, "+5", {}, b"{}").target == "5"  # after the first '+'
+
+
+def test_messages_of_another_kind_or_error_differ() -> None:
+    data = {"topic": "sts"}
+    a = Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a == Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a != Message(MessageKind.UNKNOWN, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}")
+    assert a != Message(MessageKind.DATA, IbkrWsKey.AUTHENTICATION_STATUS, "sts", data, b"{}", "odd")
+
+
+def test_an_odd_topic_and_a_long_error_are_described() -> None:
+    assert decode(b'{"topic": 5}').error == "topic is a int, not a str"
+    whole = ["a" * 196]  # repr: 200 characters, kept
+    assert decode(orjson.dumps({"error": whole})).error == repr(whole)
+    cut = ["a" * 197]
+    assert decode(orjson.dumps({"error": cut})).error == repr(cut)[:197] + "..."

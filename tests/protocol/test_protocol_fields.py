@@ -305,3 +305,16 @@ def test_parse_fields() -> None:
 )
 def test_parse_value(key: str, value: Any, expected: Any) -> None:
     assert parse_value(key, value) == expected
+
+
+def test_the_field_kinds_public_values() -> None:
+    assert [k.value for k in FieldKind] == ["price", "size", "number", "text"]
+
+
+def test_the_raw_volume_is_a_size_and_an_upper_case_exponent_counts() -> None:
+    assert parse_fields({"87_raw": "1.5K"}) == {"volume_raw": 1500.0}
+    assert parse_number("1E5") == 100000.0 and parse_number("15E-1") == 1.5
+
+
+def test_the_raw_volume_is_parsed_by_its_name_too() -> None:
+    assert parse_value("volume_raw", "1.5K") == 1500.0

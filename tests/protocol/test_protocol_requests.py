@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -171,6 +172,7 @@ BAD_CALLS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("summary account empty", account_summary, {"account": ""}, "account"),
     ("summary account None", account_summary, {"account": None}, "account"),
     ("summary account space", account_summary, {"account": "DU 1"}, "account"),
+    ("summary account not ascii", account_summary, {"account": "DU\u00e91"}, "account"),
     ("summary keys empty", account_summary, {"account": ACCT, "keys": []}, "keys"),
     ("summary fields item", account_summary, {"account": ACCT, "fields": [""]}, "fields"),
     ("unsubscribe summary account", unsubscribe_account_summary, {"account": ""}, "account"),
@@ -190,7 +192,7 @@ BAD_CALLS: list[tuple[str, Any, dict[str, Any], str]] = [
 def test_bad_arguments_raise_value_error_naming_the_argument(
     func: Any, kwargs: dict[str, Any], argument: str
 ) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=rf"\b{re.escape(argument)}\b"):  # the name itself, not in a word
         func(**kwargs)
 
 
@@ -312,3 +314,63 @@ def test_parse_request_rejects(payload: str) -> None:
 def test_parse_request_rejects_non_str() -> None:
     with pytest.raises(ArgumentTypeError, match="payload"):
         parse_request(b"tic")  # type: ignore[arg-type]
+
+
+def test_a_bad_period_is_refused_with_every_accepted_form() -> None:
+    forms = "{1-30}min, {1-8}h, {1-1000}d, {1-792}w, {1-182}m or {1-15}y"
+    with pytest.raises(ValueError) as caught:
+        market_history(1, period="9h")
+    assert str(caught.value) == f"period must be {forms}, got '9h'"
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ("smd+x", "conid"),
+        ("smh+abc", "conid"),  # a history subscribes a plain conid (its unsubscribe names a server id)
+        ("sbd+DU1+x", "conid"),
+        ('{"session": 1', "session message"),
+        ("spl+", "expected '\\+' and a target"),
+    ],
+)
+def test_requests_that_break_the_grammar_are_refused_saying_what(payload: str, named: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{named}\b"):
+        parse_request(payload)
+
+
+def test_a_history_unsubscribe_names_a_server_id_not_a_conid() -> None:
+    assert parse_request("umh+abc").targets == ("abc",)
+
+
+def test_a_bool_conid_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        market_history(True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: price_ladder(True, 1),  # type: ignore[arg-type]
+        lambda: market_data(1, fields=[True]),  # type: ignore[list-item]
+        lambda: unsubscribe_market_history(True),
+    ],
+)
+def test_a_bool_is_a_type_error_where_an_int_is_allowed(call: Any) -> None:
+    with pytest.raises(TypeError):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda: market_data(1, fields=["\u0661\u0662"]), "fields"),  # digits, but not ASCII ones
+        (lambda: market_history(1, period="\u0661d"), "period"),
+        (lambda: market_history(1, period="xd"), "period"),
+        (lambda: parse_request("ssd+DU 1"), "target"),
+        (lambda: parse_request("spl+{bad"), "request arguments"),
+        (lambda: parse_request("smh+1+{bad"), "request arguments"),
+    ],
+)
+def test_more_refusals_name_what_they_refuse(call: Any, named: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{named}\b"):
+        call()

@@ -62,6 +62,7 @@ def test_the_documented_defaults() -> None:
     assert (s.has_rest, s.has_rest_orders) == (False, False)
     assert ev.Close(3).code == 1000  # a close without a code is a normal one
     assert ev.Modify("pl", status=True).set_data is False  # changing the status leaves the data
+    assert ev.Report(K.WATCHDOG, "m").redact is False  # a report may be shown as it is
 
 
 # -- a reconnect resets the session's state --------------------------------------------------------
@@ -375,3 +376,260 @@ def test_a_channel_that_is_not_a_string_is_a_type_error() -> None:
     for bad in (5, None, b"md+1"):
         with pytest.raises(TypeError, match="non-empty str"):
             split_channel(bad)  # type: ignore[arg-type]
+
+
+# -- found by the mutation run of December 2026 ----------------------------------------------------
+def test_a_closed_event_carries_no_reason_unless_given() -> None:
+    m = authenticated()
+    assert reports(m.handle(ev.Closed(1, 1000))) == [(K.CONNECTION_LOST, "connection closed (code=1000)")]
+
+
+def test_the_heartbeat_watchdog_says_why() -> None:
+    m = authenticated(max_ping_interval=12.0)
+    actions = fire(m, "heartbeat_watch")
+    assert reports(actions) == [(K.WATCHDOG, "no heartbeat for 12 s: resetting the connection")]
+
+
+def live_timers(actions: list[ev.Action]) -> set[str]:
+    live: set[str] = set()
+    for a in actions:
+        if isinstance(a, ev.SetTimer):
+            live.add(a.name)
+        elif isinstance(a, ev.CancelTimer):
+            live.discard(a.name)
+    return live
+
+
+def test_shutdown_cancels_every_timer_and_ends_each_waiting_unsubscribe_once() -> None:
+    m = machine()
+    log: list[ev.Action] = []
+    for event in (ev.Start(), ev.Opened(1)):
+        log += m.handle(event)
+    log += control(m, frames.sts(authenticated=True))
+    log += subscribe(m, "pl", {})[1]  # awaiting its confirmation: a subscription timer
+    token, actions = subscribe(m, "md+1", {"fields": ["31"]})
+    log += actions + m.handle(ev.Data(1, "md+1"))
+    finish, actions = unsubscribe(m, "md+1", token, confirm=True)  # awaiting: an unsubscribe timer
+    log += actions
+    assert {"sub:pl", "unsub:md+1"} <= live_timers(log)
+    actions = m.handle(ev.Stop(shutdown=True))
+    assert live_timers(log + actions) == set()
+    assert of(actions, ev.UnsubscribeDone) == [ev.UnsubscribeDone(finish, False)]
+
+
+def test_the_greeting_grace_asks_nothing_once_the_gateway_said_unauthenticated() -> None:
+    m = opened(has_rest=True)
+    control(m, frames.sts(authenticated=False))
+    assert m.state is S.UNAUTHENTICATED
+    assert of(fire(m, "greeting"), ev.Rest) == []  # the auth poll asks instead
+
+
+def test_a_history_reply_without_conid_or_topic_target_learns_no_server_id() -> None:
+    m = authenticated()
+    control(m, {"topic": "smh", "serverId": "5"})
+    assert m.server_ids == {}
+
+
+def test_an_orders_preflight_answered_after_the_channel_went_does_nothing() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    token, actions = subscribe(m, "or", {})
+    assert actions == [ev.Rest("preflight", 1, "or")]
+    unsubscribe(m, "or", token, confirm=False)
+    assert m.handle(ev.RestDone("preflight", 1, True, None, "or")) == []
+
+
+def test_the_orders_preflight_waits_for_the_session() -> None:
+    m = opened(has_rest=True, has_rest_orders=True)
+    assert of(subscribe(m, "or", {})[1], ev.Rest) == []
+    assert ev.Rest("preflight", 1, "or") in control(m, frames.sts(authenticated=True))
+
+
+def test_orders_asked_again_while_awaited_stop_waiting_and_query_rest_first_again() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    token, _ = subscribe(m, "or", {})
+    actions = m.handle(ev.RestDone("preflight", 1, True, None, "or"))
+    assert sends(actions) == ["sor+{}"] and "sub:or" in timers(actions)
+    actions = m.handle(ev.Subscribe(token, object(), "or", {"filters": ["x"]}, True, P))
+    assert ev.CancelTimer("sub:or") in actions and ev.Rest("preflight", 1, "or") in actions
+    assert sends(actions) == []
+
+
+def test_a_tls_failure_reports_the_transports_own_explanation_when_it_has_one() -> None:
+    m = machine()
+    m.handle(ev.Start())
+    actions = m.handle(ev.Closed(1, None, "", OSError("x"), tls=True, failure="the CA file is missing"))
+    assert reports(actions) == [(K.TLS, "the CA file is missing")]
+
+
+def test_a_pong_before_the_socket_opened_starts_no_watchdog() -> None:
+    m = machine()
+    m.handle(ev.Start())
+    assert m.handle(ev.Pong(1)) == []
+    m.handle(ev.Opened(1))
+    assert ev.SetTimer("pong_watch", 20.0, 3) in m.handle(ev.Pong(1))
+
+
+def test_a_refusal_fails_the_awaited_channel_of_a_shared_topic() -> None:
+    # md+1@SMART and md+1@ISLAND are both echoed as smd+1: the refusal is for the one awaited
+    m = authenticated()
+    subscribe(m, "md+1@SMART", {"fields": ["31"]})  # confirmed, then active
+    m.handle(ev.Data(1, "md+1"))
+    island, _ = subscribe(m, "md+1@ISLAND", {"fields": ["31"]})
+    actions = control(m, {"error": "no", "code": 400, "topic": "smd+1"})
+    assert statuses(actions) == [(island, ST.FAILED)]
+
+
+def test_a_second_history_reply_of_a_confirmed_subscription_only_adds_its_server_id() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "mh+265598", {"period": "1d"})
+    assert statuses(control(m, frames.smh(265598, server_id="77"))) == [(token, ST.ACTIVE)]
+    assert control(m, frames.smh(265598, server_id="78")) == []
+    assert m.server_ids == {"77": 265598, "78": 265598}
+
+
+def test_a_history_reply_without_conid_takes_it_from_the_topic() -> None:
+    m = authenticated()
+    subscribe(m, "mh+265598", {"period": "1d"})
+    control(m, {"topic": "smh+265598", "serverId": "5"})
+    assert m.server_ids == {"5": 265598}
+
+
+def test_a_refused_history_stays_failed_when_a_reply_comes_after_all() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "mh+265598", {"period": "1d"})
+    assert statuses(control(m, {"error": "no", "code": 400, "topic": "smh+265598"})) == [(token, ST.FAILED)]
+    assert statuses(control(m, frames.smh(265598, server_id="77"))) == []
+
+
+def test_a_subscription_asked_again_with_new_data_gets_its_full_retries() -> None:
+    m = authenticated(subscription_retries=2)
+    token, _ = subscribe(m, "pl", {"a": 1})
+    fire(m, "sub:pl")  # the second and last attempt
+    actions = m.handle(ev.Subscribe(token, object(), "pl", {"a": 2}, True, P))
+    assert sends(actions) == ['spl+{"a": 2}']
+    assert sends(fire(m, "sub:pl")) == ['spl+{"a": 2}']  # a retry, not a failure
+    assert statuses(fire(m, "sub:pl")) == [(token, ST.FAILED)]
+
+
+def test_recreate_gives_every_subscription_its_full_retries() -> None:
+    m = authenticated(subscription_retries=2)
+    token, _ = subscribe(m, "pl", {})
+    fire(m, "sub:pl")
+    m.handle(ev.Recreate())
+    assert sends(fire(m, "sub:pl")) == ["spl+{}"]
+    assert statuses(fire(m, "sub:pl")) == [(token, ST.FAILED)]
+
+
+def test_recreate_of_awaited_orders_stops_the_wait_until_the_preflight_answered() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})
+    m.handle(ev.RestDone("preflight", 1, True, None, "or"))  # sent, awaited
+    actions = m.handle(ev.Recreate())
+    assert ev.CancelTimer("sub:or") in actions and ev.Rest("preflight", 1, "or") in actions
+
+
+def test_an_orders_preflight_answered_while_unauthenticated_sends_nothing() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})
+    control(m, frames.sts(authenticated=False))
+    assert sends(m.handle(ev.RestDone("preflight", 1, True, None, "or"))) == []
+
+
+def test_a_late_release_of_an_ended_channel_leaves_the_next_one_alone() -> None:
+    m = authenticated()
+    handle = object()
+    old, new = Token(), Token()
+    m.handle(ev.Subscribe(old, handle, "pl", {}, False, P))
+    m.handle(ev.Release(old, handle, "pl"))
+    m.handle(ev.Subscribe(new, handle, "pl", {}, False, P))
+    assert m.handle(ev.Release(old, handle, "pl")) == []  # the old channel's, twice
+    assert m.channels["pl"].token is new
+
+
+def test_a_lost_connection_ends_a_waiting_unsubscribe_and_a_late_confirmation_changes_nothing() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "sd+DU1", {})
+    m.handle(ev.Data(1, "sd+DU1"))
+    finish, _ = unsubscribe(m, "sd+DU1", token, confirm=True)
+    actions = m.handle(ev.Closed(1, 1006))
+    assert of(actions, ev.UnsubscribeDone) == [ev.UnsubscribeDone(finish, True)]
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    m.handle(ev.Opened(2))
+    control(m, frames.sts(authenticated=True))
+    assert of(control(m, {"result": "unsubscribed from summary"}), ev.UnsubscribeDone) == []
+
+
+def test_a_price_ladder_without_account_is_unsubscribed_by_its_processor() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "bd", {})
+    assert sends(unsubscribe(m, "bd", token, confirm=False)[1]) == [P.make_unsubscribe_payload("bd", None)]
+
+
+def test_a_connect_failure_that_cannot_be_retried_is_retried_once_a_session_existed() -> None:
+    m = authenticated()
+    m.handle(ev.Closed(1, 1006))
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    actions = m.handle(ev.Closed(2, None, "", OSError("refused"), retryable=False))
+    assert m.state is S.RECONNECTING and "reconnect" in timers(actions)  # maybe a gateway restarting
+    assert [k for k, _ in reports(actions)] == [K.CONNECTION_ERROR]  # a failed connect, not a lost one
+
+
+def test_the_session_timers_end_with_the_session() -> None:
+    m = authenticated(has_rest=True)
+    assert {"heartbeat_watch", "tic!", "renew!", "tickle!"} <= set(m._timers)
+    actions = m.handle(ev.Closed(1, 1006))
+    cancelled = {a.name for a in of(actions, ev.CancelTimer)}
+    assert {"heartbeat_watch", "tic!", "renew!", "tickle!"} <= cancelled
+
+
+def test_an_active_subscription_asked_again_with_another_confirm_is_sent_again() -> None:
+    m = authenticated()
+    token, _ = subscribe(m, "pl", {})
+    m.handle(ev.Data(1, "pl"))
+    actions = m.handle(ev.Subscribe(token, object(), "pl", {}, False, P))
+    assert sends(actions) == ["spl+{}"]
+
+
+class RestResult:
+    """A REST result object: the payload is its ``data``."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+def test_the_greeting_poll_reads_a_rest_result_object_or_a_mapping() -> None:
+    for value in (RestResult({"authenticated": True}), {"authenticated": True}):
+        m = opened(has_rest=True)
+        fire(m, "greeting")
+        m.handle(ev.RestDone("auth_status", 1, True, value))
+        assert m.state is S.AUTHENTICATED, value
+
+
+def test_a_hard_reset_of_a_stopped_client_does_nothing() -> None:
+    m = machine()
+    assert m.handle(ev.HardReset(True, "a test")) == []
+    m = authenticated()
+    m.handle(ev.Stop(shutdown=False))
+    assert m.handle(ev.HardReset(True, "a test")) == []
+
+
+def test_an_auth_status_that_is_no_mapping_confirms_nothing() -> None:
+    for value in (None, "authenticated", RestResult(None)):
+        m = opened(has_rest=True)
+        fire(m, "greeting")
+        assert m.handle(ev.RestDone("auth_status", 1, True, value)) == [], value
+
+
+def test_nothing_is_subscribed_after_shutdown() -> None:
+    m = authenticated()
+    m.handle(ev.Stop(shutdown=True))
+    assert subscribe(m, "pl", {})[1] == [] and m.channels == {}
+
+
+def test_orders_query_rest_first_again_on_the_next_session() -> None:
+    m = authenticated(has_rest=True, has_rest_orders=True)
+    subscribe(m, "or", {})  # the preflight is asked, never answered: the connection goes
+    m.handle(ev.Closed(1, 1006))
+    m.handle(ev.TimerFired("reconnect", m._timers["reconnect"]))
+    m.handle(ev.Opened(2))
+    assert ev.Rest("preflight", 2, "or") in control(m, frames.sts(authenticated=True))

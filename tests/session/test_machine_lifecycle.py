@@ -322,6 +322,7 @@ def test_authentication_lost_without_rest_reconnects_at_the_first_poll() -> None
     control(m, frames.sts(authenticated=False))
     actions = fire(m, "auth_poll")
     assert ev.Close(1, 1000) in actions and ev.Open(2) in actions
+    assert of(actions, ev.Rest) == []  # no REST to ask
 
 
 def test_auth_poll_answers_after_the_session_came_back_are_ignored() -> None:

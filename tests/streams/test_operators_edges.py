@@ -14,6 +14,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.subscription import Subscription
 
 from rxibkr import operators as rxo
+from rxibkr.protocol import decode
 from rxibkr.streams.models import Bar, OrderUpdate
 from rxibkr.streams.operators import OrderBook, QuoteBook
 
@@ -304,3 +305,68 @@ def test_quote_book_get_and_changes_of_last() -> None:
     )
     result = scheduler.start(lambda: source.pipe(rxo.changes("last")))
     assert [t for t, _ in values(result.messages)] == [201, 203]
+
+
+class LateCancel(TimerLedger):
+    """A TestScheduler whose timers fire even when disposed: a timer thread that had already taken
+    the timer when the operator disposed it."""
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Any:
+        super().schedule_relative(duetime, action, state)
+        return Disposable()  # disposing it changes nothing
+
+
+def test_ohlc_a_timer_disposed_too_late_closes_nothing() -> None:
+    # the tick at 210 closes [200, 210) and opens [210, 220); the first bar's timer still fires at
+    # 210 (after the tick): the new bar stays open until its own timer, at 220
+    scheduler = LateCancel()
+    source = scheduler.create_hot_observable(
+        on_next(201, 1.0), on_next(210, 2.0), on_next(215, 3.0), on_completed(230)
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.ohlc(10.0, scheduler)))
+    assert bars(result.messages) == [
+        (210, 1.0, 1.0, 1.0, 1.0, 1),
+        (220, 2.0, 3.0, 2.0, 3.0, 2),
+        (230, "|"),
+    ]
+
+
+def test_ohlc_disposed_while_a_tick_is_read_starts_no_bar() -> None:
+    # the price function disposes the subscription (as another thread might, at that moment): the
+    # tick being read starts no bar and sets no timer
+    scheduler = TimerLedger()
+    source = scheduler.create_hot_observable(on_next(201, 1.0), on_next(202, 2.0))
+    got: list[Any] = []
+    subscription: list[Any] = []
+
+    def price(item: float) -> float:
+        subscription[0].dispose()
+        return item
+
+    subscription.append(source.pipe(rxo.ohlc(10.0, scheduler, price=price)).subscribe(got.append))
+    scheduler.advance_to(230)
+    assert got == [] and scheduler.timers == []
+
+
+def test_dedupe_executions_errors_on_an_item_it_cannot_read() -> None:
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(
+        on_next(201, {"execution_id": "e1", "side": "B"}),
+        on_next(202, 42),
+        on_next(203, {"execution_id": "e2"}),
+    )
+    result = scheduler.start(lambda: source.pipe(rxo.dedupe_executions()))
+    got = values(result.messages)
+    assert [t for t, _ in got] == [201, 202] and str(got[1][1]).startswith("#expected a Message")
+
+
+def test_market_data_updates_skip_the_data_of_other_topics() -> None:
+    scheduler = TestScheduler()
+    messages = [
+        decode(b'{"topic":"smh+265598","serverId":"7","data":[]}'),  # names a contract, not market data
+        decode(b'{"topic":"sbd+DU1+265598","data":[]}'),
+        decode(b'{"topic":"smd+265598","_updated":5,"31":"2.5"}'),
+    ]
+    source = scheduler.create_hot_observable(*(on_next(210 + i, m) for i, m in enumerate(messages)))
+    result = scheduler.start(lambda: source.pipe(rxo.market_data_updates()))
+    assert [(t, u.conid) for t, u in values(result.messages)] == [(212, 265598)]
