@@ -90,7 +90,12 @@ TARGETS: dict[str, Target] = {
     ),
     "framing": Target(
         files=("rxibkr/io/transport.py",),
-        tests=("tests/io/test_framing.py",),
+        # the framing tests run over both readers (C accelerator, pure Python); the batch hook's tests
+        tests=(
+            "tests/io/test_framing.py",
+            "tests/io/test_accelerator.py",
+            "tests/transport/test_batch_end.py",
+        ),
         functions=(
             "_valid_close_code",
             "_violation",
@@ -416,7 +421,10 @@ class Workspace:
                 text=True,
             )
         assert self.server.stdin is not None and self.server.stdout is not None
-        args = ["-x", "-q", "-p", "no:cacheprovider", "--timeout", str(max(10, int(timeout))), *tests]
+        # one process per mutant (no pytest-xdist workers: the project's addopts ask for them)
+        args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+        args += ["--timeout", str(max(10, int(timeout)))]
+        args += tests
         self.server.stdin.write(json.dumps({"args": args, "timeout": timeout}) + "\n")
         self.server.stdin.flush()
         answer = self.server.stdout.readline()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
@@ -272,6 +273,57 @@ def _now_seconds(scheduler: abc.SchedulerBase) -> float:
     return scheduler.now.timestamp()
 
 
+class _Outbox(Generic[T]):
+    """An observer's calls, serialized with no lock held while the observer runs.
+
+    ``next``, ``completed`` and ``error`` queue a call; the operator makes them while it holds its own
+    lock, so the queue keeps the order the operator decided in. ``drain()``, called once that lock is
+    released, makes the queued calls in order, on one thread at a time: a thread that finds another
+    one draining (or itself, re-entered from the observer) leaves its calls to it.
+    """
+
+    __slots__ = ("_busy", "_lock", "_observer", "_queue")
+
+    def __init__(self, observer: abc.ObserverBase[T], lock: threading.RLock) -> None:
+        self._observer = observer
+        self._lock = lock
+        self._queue: deque[tuple[int, Any]] = deque()
+        self._busy = False
+
+    def next(self, value: T) -> None:
+        self._queue.append((0, value))
+
+    def completed(self) -> None:
+        self._queue.append((1, None))
+
+    def error(self, error: Exception) -> None:
+        self._queue.append((2, error))
+
+    def drain(self) -> None:
+        lock, queue, observer = self._lock, self._queue, self._observer
+        with lock:
+            if self._busy or not queue:
+                return
+            self._busy = True
+        try:
+            while True:
+                with lock:
+                    if not queue:
+                        self._busy = False
+                        return
+                    kind, value = queue.popleft()
+                if kind == 0:
+                    observer.on_next(value)
+                elif kind == 1:
+                    observer.on_completed()
+                else:
+                    observer.on_error(value)
+        except BaseException:
+            with lock:
+                self._busy = False  # what is still queued goes out with the next drain
+            raise
+
+
 def ohlc(
     interval: float,
     scheduler: abc.SchedulerBase | None = None,
@@ -301,6 +353,7 @@ def ohlc(
         ) -> abc.DisposableBase:
             sched = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
+            out: _Outbox[Bar] = _Outbox(observer, lock)  # the observer is called with no lock held
             building: dict[Hashable, _Building] = {}
             disposed = [False]
 
@@ -323,7 +376,8 @@ def ohlc(
                     # disposed, too late to stop a timer thread that had taken it)
                     if building.get(key) is b:
                         del building[key]
-                        observer.on_next(bar_of(key, b))
+                        out.next(bar_of(key, b))
+                out.drain()
 
             def on_next(item: Any) -> None:
                 p = price_of(item)
@@ -340,7 +394,7 @@ def ohlc(
                     if b is not None and b.bucket != bucket:
                         del building[key]
                         b.timer.dispose()
-                        observer.on_next(bar_of(key, b))
+                        out.next(bar_of(key, b))
                         b = None
                     if b is None:
                         new = building[key] = _Building(bucket, p, s)
@@ -348,12 +402,19 @@ def ohlc(
                         new.timer = sched.schedule_relative(due, lambda *_: close(key, new))
                     else:
                         b.add(p, s)
+                out.drain()
 
             def flush() -> None:
                 with lock:
                     for key, b in sorted(building.items(), key=lambda kv: kv[1].bucket):
-                        observer.on_next(bar_of(key, b))
-                    observer.on_completed()
+                        out.next(bar_of(key, b))
+                    out.completed()
+                out.drain()
+
+            def on_error(error: Exception) -> None:
+                with lock:
+                    out.error(error)
+                out.drain()
 
             def dispose() -> None:
                 # also right after on_completed/on_error: reactivex disposes a subscription that
@@ -363,7 +424,7 @@ def ohlc(
                     for b in building.values():
                         b.timer.dispose()
 
-            inner = source.subscribe(on_next, observer.on_error, flush, scheduler=subscribe_scheduler)
+            inner = source.subscribe(on_next, on_error, flush, scheduler=subscribe_scheduler)
             return CompositeDisposable(inner, Disposable(dispose))
 
         return reactivex.create(subscribe)
@@ -400,6 +461,7 @@ class Latest(Generic[T]):
         ) -> abc.DisposableBase:
             sched = self.scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
+            out: _Outbox[T] = _Outbox(observer, lock)  # the observer is called with no lock held
             timer = SerialDisposable()
             state: dict[str, Any] = {"pending": _MISSING, "open": False}
 
@@ -408,32 +470,40 @@ class Latest(Generic[T]):
                     value = state["pending"]
                     if value is _MISSING:
                         state["open"] = False
-                        return
-                    state["pending"] = _MISSING
-                    timer.disposable = sched.schedule_relative(interval, tick)
-                    observer.on_next(value)
+                    else:
+                        state["pending"] = _MISSING
+                        timer.disposable = sched.schedule_relative(interval, tick)
+                        out.next(value)
+                out.drain()
 
             def on_next(value: T) -> None:
                 with lock:
                     if not state["open"]:
                         state["open"] = True
                         timer.disposable = sched.schedule_relative(interval, tick)
-                        observer.on_next(value)
-                        return
-                    if state["pending"] is not _MISSING:
-                        self._note_conflated()
-                    state["pending"] = value
+                        out.next(value)
+                    else:
+                        if state["pending"] is not _MISSING:
+                            self._note_conflated()
+                        state["pending"] = value
+                out.drain()
 
             def on_completed() -> None:
                 with lock:
                     value = state["pending"]
                     if value is not _MISSING:
-                        observer.on_next(value)
-                    observer.on_completed()
+                        out.next(value)
+                    out.completed()
+                out.drain()
+
+            def on_error(error: Exception) -> None:
+                with lock:
+                    out.error(error)
+                out.drain()
 
             # after on_completed/on_error reactivex disposes the subscription, and with it the timer;
             # it also drops whatever a late tick would emit after the end
-            inner = source.subscribe(on_next, observer.on_error, on_completed, scheduler=subscribe_scheduler)
+            inner = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
             return CompositeDisposable(inner, timer)
 
         return reactivex.create(subscribe)
