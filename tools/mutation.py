@@ -111,6 +111,7 @@ TARGETS: dict[str, Target] = {
             "tests/streams/test_operators.py",
             "tests/streams/test_operators_edges.py",
             "tests/streams/test_streams_virtual.py",
+            "tests/streams/test_operators_no_lock.py",
         ),
         first={
             "rxibkr/streams/operators.py": (
@@ -422,7 +423,7 @@ class Workspace:
             )
         assert self.server.stdin is not None and self.server.stdout is not None
         # one process per mutant (no pytest-xdist workers: the project's addopts ask for them)
-        args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+        args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts="]
         args += ["--timeout", str(max(10, int(timeout)))]
         args += tests
         self.server.stdin.write(json.dumps({"args": args, "timeout": timeout}) + "\n")

@@ -5,8 +5,11 @@ Their calls stay serialized: what the other thread causes is delivered after the
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from reactivex.disposable import Disposable
 from reactivex.scheduler import HistoricalScheduler
 from reactivex.subject import Subject
 
@@ -69,3 +72,57 @@ def test_latest_observer_runs_with_no_lock_held() -> None:
     assert got == [1]  # the fed value waits for the end of the interval
     scheduler.advance_by(1.0)
     assert got == [1, 2]
+
+
+class StoppedClock:
+    """A scheduler whose clock moves only when the test moves it and whose timers never fire: bars
+    close only by a tick of the next interval."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 2, tzinfo=UTC)
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> Disposable:
+        return Disposable()
+
+
+def test_an_emission_caused_from_inside_the_observer_comes_after_it_returns() -> None:
+    scheduler = StoppedClock()
+    source: Subject[float] = Subject()
+    calls: list[tuple[str, float]] = []
+    depth = [0]
+
+    def on_bar(bar: Any) -> None:
+        depth[0] += 1
+        calls.append(("enter", bar.open))
+        if bar.open == 1.0:
+            scheduler.now += timedelta(seconds=60)
+            source.on_next(3.0)  # a tick of the next interval: closes bar 2.0, from inside this call
+        calls.append(("leave", bar.open))
+        assert depth[0] == 1, "the observer was called again from inside itself"
+        depth[0] -= 1
+
+    source.pipe(rxo.ohlc(60, scheduler)).subscribe(on_bar)
+    source.on_next(1.0)
+    scheduler.now += timedelta(seconds=60)
+    source.on_next(2.0)  # closes bar 1.0
+    assert calls == [("enter", 1.0), ("leave", 1.0), ("enter", 2.0), ("leave", 2.0)]
+
+
+def test_an_observer_that_raises_does_not_stop_later_bars() -> None:
+    scheduler = StoppedClock()
+    source: Subject[float] = Subject()
+    bars: list[float] = []
+
+    def on_bar(bar: Any) -> None:
+        bars.append(bar.open)
+        if len(bars) == 1:
+            raise RuntimeError("observer bug")
+
+    source.pipe(rxo.ohlc(60, scheduler)).subscribe(on_bar)
+    source.on_next(1.0)
+    scheduler.now += timedelta(seconds=60)
+    with pytest.raises(RuntimeError, match="observer bug"):
+        source.on_next(2.0)  # closes bar 1.0, whose observer raises to the caller
+    scheduler.now += timedelta(seconds=60)
+    source.on_next(3.0)  # closes bar 2.0: delivered, the outbox was not left busy
+    assert bars == [1.0, 2.0]
