@@ -51,7 +51,7 @@ def test_the_mutation_tool_targets_exist_and_every_mutant_is_one_valid_change() 
             assert mutants, f"{name}: no mutants in {file}"
             original = ast.unparse(tree)
             for mutant in mutants[:: max(1, len(mutants) // 6)]:  # a spread of them
-                source = tool.apply(mutant)
+                source = tool.apply(mutant, (ROOT / file).read_text(encoding="utf-8"))
                 compile(source, file, "exec")
                 assert source != original, mutant.label()
     assert "python tools/mutation.py" in (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
