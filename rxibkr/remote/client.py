@@ -551,6 +551,7 @@ class RemoteClient:
             pipe.pexpire(layout.wake(self.id), int(self.lease_ttl * 3000))
             pipe.exists(layout.alive)
             pipe.get(layout.state)
+            pipe.get(layout.account)  # serve announces it once its gateway knows it (maybe after us)
             results = pipe.execute()
         except Exception as exc:
             if self._redis_up:
@@ -560,7 +561,9 @@ class RemoteClient:
             self._redis_up = False
             self._update_state()
             return
-        alive, state = results[-2], results[-1]
+        alive, state, account = results[-3], results[-2], results[-1]
+        if account:
+            self._account = account.decode()
         self._serve_alive = bool(alive)
         if state is not None:
             self._serve_state = _STATES.get(state.decode(), ConnectionState.STOPPED)
@@ -569,6 +572,16 @@ class RemoteClient:
         self._update_state()
         if self._redis_up:
             self._connected.set()
+
+    def _learn_account(self) -> None:
+        """The account serve announced, if it has one by now (control scheduler; serve sets it once
+        its gateway is authenticated, which may come after this consumer started)."""
+        try:
+            account = self._control_redis.get(self.layout.account)
+        except Exception:  # Redis away: the next lease renewal reads it again
+            return
+        if account:
+            self._account = account.decode()
 
     def _update_state(self) -> None:
         if self._closed:
@@ -781,6 +794,8 @@ class RemoteClient:
             def apply() -> None:
                 self._serve_state = state
                 self._serve_alive = alive
+                if self._account is None and alive:
+                    self._learn_account()
                 self._update_state()
 
             self._on_control(apply)

@@ -294,7 +294,7 @@ class Server:
                 self._disposables.add(source.attach(put))
             else:  # pragma: no cover - a client with other subjects
                 self._disposables.add(source.subscribe(put))
-        self._disposables.add(self.client.state.subscribe(lambda s: put(("state", s.value))))
+        self._disposables.add(self.client.state.subscribe(self._on_state))
         self._disposables.add(self.client.errors.subscribe(self._on_error))
         self._put_account()
         self._scheduler.schedule(lambda *_: self._restore_all())
@@ -388,6 +388,10 @@ class Server:
             _LOGGER.warning("serve: Redis does not answer yet (%s); it will be written when it does", exc)
             epoch = now
         return epoch
+
+    def _on_state(self, state: ConnectionState) -> None:
+        self._queue.put(("state", state.value))
+        self._put_account()  # the gateway learns its account once authenticated: announce it then
 
     def _put_account(self) -> None:
         account = self.client.account_id

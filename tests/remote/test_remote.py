@@ -257,3 +257,13 @@ def test_subscribing_while_redis_is_away_takes_effect_when_it_is_back(
     assert wait_until(lambda: len(got) > 3, 15), (states, got)
     assert wait_until(lambda: client.ready, 5)
     assert smd_targets(sim) == [str(AAPL)]
+
+
+def test_a_consumer_started_before_serve_learns_the_account(
+    redis_server: RedisServer, gateway: IbkrWsClient, consumers: list[RemoteClient]
+) -> None:
+    client = consumer(consumers, redis_server.url)  # reads Redis first: no serve, no account yet
+    assert wait_until(lambda: client.reads > 0, 5)
+    assert client.account_id is None
+    with Server(gateway, redis_server.url, lease_ttl=TTL):
+        assert wait_until(lambda: client.account_id == gateway.account_id, 10)
