@@ -263,7 +263,9 @@ def test_a_consumer_started_before_serve_learns_the_account(
     redis_server: RedisServer, gateway: IbkrWsClient, consumers: list[RemoteClient]
 ) -> None:
     client = consumer(consumers, redis_server.url)  # reads Redis first: no serve, no account yet
-    assert wait_until(lambda: client.reads > 0, 5)
+    redis = redis_py.Redis.from_url(redis_server.url)
+    # its first lease is written once it has read what Redis holds (its initial read)
+    assert wait_until(lambda: redis.sismember(client.layout.consumers, client.id), 10)
     assert client.account_id is None
     with Server(gateway, redis_server.url, lease_ttl=TTL):
         assert wait_until(lambda: client.account_id == gateway.account_id, 10)
