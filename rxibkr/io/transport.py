@@ -27,6 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 CookieProvider = Callable[[], "str | None"]
 
 _READ_SIZE = 65536
+"""Bytes asked of the socket per read: one read serves hundreds of small frames."""
 
 Scan = Callable[[bytes, int], tuple[list[bytes], int]]
 """``scan(buf, pos) -> (payloads, pos)``: the fast-path frames whole in ``buf`` from ``pos`` on."""
@@ -46,9 +47,6 @@ def accelerator() -> Scan | None:
     if os.environ.get("RXIBKR_PURE_PYTHON", "").strip() not in ("", "0"):
         return None
     return _c_scan
-
-
-"""Bytes asked of the socket per read: one read serves hundreds of small frames."""
 
 
 class TransportListener(Protocol):
