@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 
 from benchmarks import firehose as fh
 from benchmarks.harness import connected_client
+from rxibkr.protocol import IbkrWsKey
 from rxibkr.record import Recorder
 
 FORMATS = ("jsonl", "zst", "zst+parquet")
@@ -51,6 +52,12 @@ def run_format(
     depths: list[int] = []
     with connected_client(url) as client:
         recorder = Recorder(client, raw, parquet=parquet)
+        market_data = [0]  # the stream's frames received (recorder.frames counts every frame)
+
+        def count(_: Any) -> None:
+            market_data[0] += 1
+
+        client.observe(IbkrWsKey.MARKET_DATA).subscribe(count)
         cpu0 = time.process_time()
         client.subscribe("md+265598", {"fields": ["31", "84", "86", "85", "88", "83"]}, wait=False)
         start = time.monotonic()
@@ -58,7 +65,7 @@ def run_format(
         done = threading.Event()
         while time.monotonic() < deadline:
             depths.append(recorder.queue_depth)
-            if recorder.frames >= n and recorder.queue_depth == 0:
+            if market_data[0] >= n and recorder.queue_depth == 0:
                 break
             done.wait(0.05)
         stream_end = start + seconds
