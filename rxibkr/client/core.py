@@ -996,8 +996,9 @@ class _Reader:
             # Message is built only for observers (the queue takes its dict)
             subject = client._market_data_subject
             calls = subject._calls
+            built: Message | None = None  # the Message, once built (for observers, or a fallback)
             if calls:
-                message = _new(_message)
+                built = message = _new(_message)
                 message.kind = _data
                 message.key = key
                 message.topic = topic
@@ -1027,9 +1028,11 @@ class _Reader:
                 if q.waiters and not self.batched:
                     q.wake()  # else once per batch of frames: on_batch_end
             else:
-                client._queues_put(message if calls else _message(_data, key, topic, obj, data))
+                if built is None:  # no observer: the Message is built here, once
+                    built = _message(_data, key, topic, obj, data)
+                client._queues_put(built)
             if self.first_data or client._awaiting:
-                self._data_seen(message if calls else _message(_data, key, topic, obj, data))
+                self._data_seen(built if built is not None else _message(_data, key, topic, obj, data))
             return
         else:
             message = _new(_message)
