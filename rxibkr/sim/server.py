@@ -414,7 +414,11 @@ class GatewaySimulator:
         app = build_app(gateway)
         if self.oauth is not None:  # OAuth hook: middleware and a closed brokerage session
             self.oauth.install(app, gateway)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a client that hangs up ends its handler, so an upgrade held by
+        # stall_handshake() and then abandoned is released (stalled_handshakes counts waiting clients)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(
             runner, self._config.host, self._config.port, ssl_context=self._tls.context if self._tls else None
@@ -601,7 +605,8 @@ class GatewaySimulator:
 
     @property
     def stalled_handshakes(self) -> int:
-        """Upgrade requests held by :meth:`stall_handshake` right now (a test waits for its client)."""
+        """Upgrade requests held by :meth:`stall_handshake` right now, from clients still connected
+        (one that hangs up is released; a test waits for its client)."""
         return self._call(lambda gw: len(gw._stalled_requests))
 
     def send_raw(self, data: bytes | str, binary: bool | None = None) -> int:

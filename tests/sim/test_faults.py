@@ -3,10 +3,14 @@ garbage frames, latency, pushes — and that all of it is safe to call from any 
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 import websocket
@@ -151,6 +155,7 @@ def test_stalled_handshake(sim: GatewaySimulator) -> None:
         websocket.create_connection(sim.ws_url, sslopt=sslopt(sim), cookie=sim.cookie, timeout=0.3)
     assert time.monotonic() - started < 1.5
     assert sim.total_connections == 0
+    assert sim.wait_for(lambda: sim.stalled_handshakes == 0, 3.0)  # the abandoned upgrade is released
     # a client still waiting when the stall ends gets its upgrade
     result: dict[str, object] = {}
 
@@ -172,6 +177,28 @@ def test_stalled_handshake(sim: GatewaySimulator) -> None:
     client = open_ws(sim)
     assert client.recv_until(is_topic("sts"))
     client.close()
+
+
+def test_an_abandoned_stalled_upgrade_is_released(sim: GatewaySimulator) -> None:
+    sim.stall_handshake(True)
+    url = urlsplit(sim.ws_url)
+    assert url.hostname and url.port
+    raw: socket.socket = socket.create_connection((url.hostname, url.port), timeout=3)
+    if url.scheme == "wss":
+        raw = ssl.create_default_context(cafile=sim.cacert).wrap_socket(raw, server_hostname=url.hostname)
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert sim.wait_for(lambda: sim.stalled_handshakes == 1, 3.0)  # held while its client waits
+    raw.close()
+    assert sim.wait_for(lambda: sim.stalled_handshakes == 0, 3.0)  # released when it hangs up
+    sim.stall_handshake(False)
+    client = open_ws(sim)
+    assert client.recv_until(is_topic("sts"))
+    client.close()
+    assert sim.total_connections == 1  # the abandoned request never became a connection
 
 
 def test_stop_while_stalled_is_bounded(sim_factory: Callable[..., GatewaySimulator]) -> None:
