@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from simclient import sim_client
 from waiting import wait_until
 
 from rxibkr.client.core import IbkrWsClient
@@ -26,9 +27,6 @@ def sim() -> Iterator[Any]:
 
 def make_client(sim: Any, **kwargs: Any) -> IbkrWsClient:
     options: dict[str, Any] = dict(
-        url=sim.ws_url,
-        cacert=sim.cacert,
-        account_id=sim.account,
         timeout=3,
         ping_interval=0.2,
         max_ping_interval=1.0,
@@ -37,7 +35,7 @@ def make_client(sim: Any, **kwargs: Any) -> IbkrWsClient:
         reconnect_backoff=(0.05, 0.5),
     )
     options.update(kwargs)
-    return IbkrWsClient(**options)
+    return sim_client(sim, **options)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from reactivex.testing import TestScheduler
+from simclient import running_client
 from waiting import wait_until
 
 from rxibkr.client.core import IbkrWsClient
@@ -74,17 +75,8 @@ def quiet_sim() -> Iterator[Any]:
 
 @pytest.fixture
 def client(quiet_sim: Any) -> Iterator[IbkrWsClient]:
-    c = IbkrWsClient(
-        url=quiet_sim.ws_url,
-        cacert=quiet_sim.cacert,
-        account_id=quiet_sim.account,
-        timeout=3,
-        ping_interval=3600,
-        max_ping_interval=7200,
-    )
-    assert c.start() is True
-    yield c
-    c.shutdown()
+    with running_client(quiet_sim, timeout=3, ping_interval=3600, max_ping_interval=7200) as c:
+        yield c
 
 
 def test_a_blocked_consumer_is_woken_by_each_frame_that_arrives_alone(

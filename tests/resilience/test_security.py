@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from simclient import sim_client
 
 from rxibkr.client.core import IbkrWsClient, mask_account_ids
 from rxibkr.client.events import ConnectionState, ErrorEvent, ErrorKind
@@ -25,9 +26,7 @@ FAST = {k: v for k, v in CLIENT_OPTIONS.items() if k != "md_renewal_interval"}
 
 
 def client_for(sim: GatewaySimulator, **kwargs: Any) -> IbkrWsClient:
-    return IbkrWsClient(
-        **{**FAST, "url": sim.ws_url, "cacert": sim.cacert, "account_id": sim.account, **kwargs}
-    )
+    return sim_client(sim, **{**FAST, **kwargs})
 
 
 def failed_start(client: IbkrWsClient) -> tuple[bool, float, list[ErrorEvent]]:

@@ -10,6 +10,7 @@ from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
 import pytest
+from simclient import running_client
 
 from rxibkr import operators as rxo
 from rxibkr.client.core import IbkrWsClient
@@ -92,20 +93,16 @@ def sim() -> Iterator[Any]:
 
 @pytest.fixture
 def client(sim: Any) -> Iterator[IbkrWsClient]:
-    c = IbkrWsClient(
-        url=sim.ws_url,
-        cacert=sim.cacert,
-        account_id=sim.account,
+    with running_client(
+        sim,
         timeout=3,
         ping_interval=0.5,
         max_ping_interval=2.0,
         subscription_timeout=0.5,
         subscription_retries=3,
         reconnect_backoff=(0.05, 0.3),
-    )
-    assert c.start() is True
-    yield c
-    c.shutdown()
+    ) as c:
+        yield c
 
 
 def reconnect(sim: Any, client: IbkrWsClient) -> None:

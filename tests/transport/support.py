@@ -56,6 +56,31 @@ def parse_client_frames(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+def read_request(conn: socket.socket) -> bytes:
+    """The client's HTTP request head, read up to its blank line (less if the client hangs up)."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        request += chunk
+    return request
+
+
+def upgrade_response(request: bytes) -> bytes:
+    """The ``101 Switching Protocols`` answer to ``request``, with its ``Sec-WebSocket-Accept``."""
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
 class RawServer:
     """Accepts one connection on 127.0.0.1, answers the upgrade (or ``status_line`` instead), sends
     ``script``, then records everything the client sends until it closes."""
@@ -86,28 +111,14 @@ class RawServer:
             return
         with conn:
             conn.settimeout(10)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                request += chunk
+            request = read_request(conn)
             if self.raw_answer is not None:
                 conn.sendall(self.raw_answer)
                 conn.shutdown(socket.SHUT_WR)  # answer, then hang up (as a TLS port does to plain HTTP)
             elif self.status_line is not None:
                 conn.sendall(self.status_line + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             else:
-                key = next(
-                    line.split(b":", 1)[1].strip()
-                    for line in request.split(b"\r\n")
-                    if line.lower().startswith(b"sec-websocket-key:")
-                )
-                accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-                conn.sendall(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + self.script
-                )
+                conn.sendall(upgrade_response(request) + self.script)
             try:
                 while True:
                     chunk = conn.recv(65536)

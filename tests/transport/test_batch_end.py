@@ -4,8 +4,6 @@ A staged raw-socket server decides when each part of the stream reaches the sock
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import threading
 from typing import Any
@@ -14,9 +12,7 @@ from waiting import wait_until
 
 from rxibkr.io.transport import Connection, ConnectOptions, WebSocketTransport
 
-from .support import close_frame, frame
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from .support import close_frame, frame, read_request, upgrade_response
 
 
 class StagedServer:
@@ -37,19 +33,7 @@ class StagedServer:
     def _accept(self) -> None:
         conn, _ = self._listener.accept()
         conn.settimeout(10)
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += conn.recv(4096)
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        conn.sendall(upgrade_response(read_request(conn)))
         self._conn = conn
         self.ready.set()
 
