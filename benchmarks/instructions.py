@@ -52,7 +52,7 @@ def run(variant: str, n: int) -> None:
     if variant in ("observe", "observe_noq"):
         client.observe(IbkrWsKey.MARKET_DATA).subscribe(count)
         if variant == "observe_noq":  # what the IBind queue's put costs (the reader's inlined one too)
-            client._queues_put = lambda _message: None  # type: ignore[method-assign]
+            client._queues_put = lambda message: None  # type: ignore[method-assign]
             client._md_queue = None
     elif variant == "typed":
         client.market_data(fh.CONID).pipe(operators.snapshots()).subscribe(read)

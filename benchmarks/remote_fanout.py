@@ -109,7 +109,12 @@ def raw_consumer_main(url: str, stream: str, warmup_s: float) -> None:
     first = [0, 0.0]
     end = [0]
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def wait_for_stdin_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
     while not stop.is_set():
         reply = link.execute(pack("XREAD", "COUNT", 1000, "BLOCK", 200, "STREAMS", stream, last_id), 1)[0]
         if not reply:

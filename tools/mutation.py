@@ -235,9 +235,9 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
                     for arg in (*child.args.args, *child.args.kwonlyargs, *child.args.posonlyargs):
                         if arg.annotation is not None:
                             mark(arg.annotation, skip)
-                    for arg in (child.args.vararg, child.args.kwarg):
-                        if arg is not None and arg.annotation is not None:
-                            mark(arg.annotation, skip)
+                    for star in (child.args.vararg, child.args.kwarg):
+                        if star is not None and star.annotation is not None:
+                            mark(star.annotation, skip)
                     if child.returns is not None:
                         mark(child.returns, skip)
             body = getattr(child, "body", None)
@@ -262,8 +262,8 @@ def _excluded(tree: ast.Module, functions: tuple[str, ...]) -> tuple[set[int], s
                         mark(sub, skip)
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
                 if child.func.attr in LOG_METHODS:
-                    for arg in child.args:
-                        mark(arg, skip)
+                    for message_arg in child.args:
+                        mark(message_arg, skip)
             if isinstance(child, ast.JoinedStr):
                 mark(child, skip)
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.args:
@@ -305,8 +305,8 @@ def _kinds(node: ast.AST) -> Iterator[tuple[str, str]]:
         yield "binop", f"{_symbol(node.op)} -> {_symbol(BINOP_SWAP[type(node.op)]())}"
     elif isinstance(node, ast.BoolOp):
         yield "boolop", f"{_symbol(node.op)} -> {'or' if isinstance(node.op, ast.And) else 'and'}"
-        for i, value in enumerate(node.values):  # one condition dropped: `a or b` -> `a`
-            yield f"drop{i}", f"{_symbol(node.op)}: drop {ast.unparse(value):.40}"
+        for i, condition in enumerate(node.values):  # one condition dropped: `a or b` -> `a`
+            yield f"drop{i}", f"{_symbol(node.op)}: drop {ast.unparse(condition):.40}"
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub):
         yield "unary", f"{'not ' if isinstance(node.op, ast.Not) else '-'}x -> x"
     elif isinstance(node, ast.Constant):
@@ -374,7 +374,7 @@ def apply(mutant: Mutant, source: str) -> str:
             node.value = not value
         elif isinstance(value, int | float):
             node.value = value + 1
-        else:
+        elif isinstance(value, str):  # the only other constant mutants() yields
             node.value = f"XX{value}XX"
     elif kind == "return":
         assert isinstance(node, ast.Return)

@@ -70,6 +70,7 @@ def test_data_of_wrong_type(method: str, data: object) -> None:
 
 
 def test_json_dumps_semantics() -> None:
-    assert PROCESSOR.make_subscribe_payload("md", {1: "a", None: "b"}) == 'smd+{"1": "a", "null": "b"}'
+    keys: dict[Any, str] = {1: "a", None: "b"}  # json.dumps turns non-str keys into strings
+    assert PROCESSOR.make_subscribe_payload("md", keys) == 'smd+{"1": "a", "null": "b"}'
     assert PROCESSOR.make_subscribe_payload("md", {"n": 2**70}) == 'smd+{"n": 1180591620717411303424}'
     assert PROCESSOR.make_unsubscribe_payload("md", {"x": float("nan")}) == 'umd+{"x": NaN}'
