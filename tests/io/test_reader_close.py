@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from transport.support import read_request
 from waiting import wait_until
 
 from rxibkr.io.transport import ConnectOptions, WebSocketTransport
@@ -50,13 +51,9 @@ class SilentServer:
         except OSError:
             return
         self.conns.append(conn)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        self.requests.append(data)
+        request = read_request(conn)
+        if b"\r\n\r\n" in request:  # whole (the client may hang up first)
+            self.requests.append(request)
 
     def stop(self) -> None:
         for conn in self.conns:
