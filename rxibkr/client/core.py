@@ -15,6 +15,7 @@ tests are deterministic.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -915,7 +916,10 @@ class _Reader:
     delivering, so an observer's calls never overlap across a reconnect.
     """
 
-    __slots__ = ("batched", "client", "closing", "conn", "connection", "done", "first_data", "opened", "prev")
+    __slots__ = (
+        "batched", "client", "closing", "conn", "connection", "done", "first_data", "opened", "prev",
+        "progress_at",
+    )  # fmt: skip
 
     def __init__(self, client: IbkrWsClient, conn: int, prev: _Reader | None) -> None:
         self.client = client
@@ -927,6 +931,7 @@ class _Reader:
         self.first_data = True
         self.opened = False
         self.batched = False  # the transport calls on_batch_end: a queue consumer is woken there
+        self.progress_at = -math.inf  # when on_progress last told the control loop
 
     def finished(self) -> bool:
         return self.done.is_set()
@@ -1081,6 +1086,15 @@ class _Reader:
         q = self.client._md_queue
         if q is not None and q.waiters and q.items:
             q.wake()
+
+    def on_progress(self, connection: Connection) -> None:
+        """Part of a large frame arrived: the watchdogs wait again from now. Told to the control loop
+        at most four times per ``max_ping_interval`` (a 10 MB frame is hundreds of reads)."""
+        client = self.client
+        now = client._now()
+        if client._reader is self and now - self.progress_at >= client._max_ping_interval / 4:
+            self.progress_at = now
+            client._driver.post(ev.Receiving(self.conn))
 
     def on_pong(self, connection: Connection) -> None:
         client = self.client

@@ -59,6 +59,11 @@ class TransportListener(Protocol):
     client wakes a consumer waiting on a queue once per batch, not per frame). It is optional: a
     listener without it is not called, and a connection that never calls it is allowed (the client then
     hands over per frame).
+
+    ``on_progress`` is called after each read that brought bytes of a frame but not its end (a frame
+    larger than one read): the peer is alive although no whole frame arrives, and a heartbeat or pong
+    it sends queues behind that frame. Optional too (the client's watchdogs then wait for whole
+    frames only).
     """
 
     def on_open(self, connection: Connection) -> None: ...
@@ -66,6 +71,8 @@ class TransportListener(Protocol):
     def on_frame(self, connection: Connection, data: bytes | str) -> None: ...
 
     def on_batch_end(self, connection: Connection) -> None: ...
+
+    def on_progress(self, connection: Connection) -> None: ...
 
     def on_pong(self, connection: Connection) -> None: ...
 
@@ -193,7 +200,7 @@ def _closed_by_server(ws: websocket.WebSocket, payload: bytes) -> tuple[int | No
     return code, text
 
 
-def _no_batch_end(connection: Connection) -> None:
+def _not_listened(connection: Connection) -> None:
     return None
 
 
@@ -362,7 +369,8 @@ class _WebSocketConnection:
         """
         listener = self.listener
         on_frame = listener.on_frame
-        on_batch_end = getattr(listener, "on_batch_end", None) or _no_batch_end
+        on_batch_end = getattr(listener, "on_batch_end", None) or _not_listened
+        on_progress = getattr(listener, "on_progress", None) or _not_listened
         sock = ws.sock
         if sock is None:
             raise websocket.WebSocketConnectionClosedException("socket is already closed.")
@@ -442,6 +450,7 @@ class _WebSocketConnection:
                 need -= len(chunk)
                 if need <= 0:
                     break
+                on_progress(self)  # part of a frame: the peer is alive
             buf = parts[0] if len(parts) == 1 else b"".join(parts)
             pos = 0
 

@@ -119,6 +119,14 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class Receiving:
+    """Bytes of a frame too large for one read are arriving: the gateway is alive, even though no
+    heartbeat or pong can reach the client before that frame ends (they queue behind it)."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
 class Data:
     """The first data frame of a connection (``channel`` None), or of an awaited channel."""
 
@@ -200,6 +208,7 @@ Event = (
     | Control
     | Heartbeat
     | Pong
+    | Receiving
     | Data
     | TimerFired
     | RestDone
@@ -361,6 +370,7 @@ __all__ = [
     "Opened",
     "Ping",
     "Pong",
+    "Receiving",
     "Recreate",
     "Release",
     "Report",

@@ -41,6 +41,7 @@ from rxibkr.session.events import (
     Opened,
     Ping,
     Pong,
+    Receiving,
     Recreate,
     Release,
     Report,
@@ -430,6 +431,14 @@ class SessionMachine:
     def _on_pong(self, event: Pong) -> None:
         if event.conn == self.conn and self.conn_opened:
             self._timer("pong_watch", self.settings.max_ping_interval)
+
+    def _on_receiving(self, event: Receiving) -> None:
+        """A large frame is arriving: the watchdogs running wait again from now (none is started)."""
+        if event.conn != self.conn:
+            return
+        for name in ("pong_watch", "heartbeat_watch"):
+            if name in self._timers:
+                self._timer(name, self.settings.max_ping_interval)
 
     def _on_heartbeat(self, event: Heartbeat) -> None:
         if event.conn != self.conn:
@@ -927,6 +936,7 @@ _HANDLERS: dict[type, Callable[[SessionMachine, Any], None]] = {
     Control: SessionMachine._on_control,
     Heartbeat: SessionMachine._on_heartbeat,
     Pong: SessionMachine._on_pong,
+    Receiving: SessionMachine._on_receiving,
     Data: SessionMachine._on_data,
     TimerFired: SessionMachine._on_timer,
     RestDone: SessionMachine._on_rest_done,

@@ -150,6 +150,13 @@ class FakeConnection:
             return
         self.listener.on_frame(self, _encode(frame))
 
+    def receive_part(self) -> None:
+        """Part of a frame larger than one read arrives, not its end: the real transport tells the
+        listener (``on_progress``), and the client's watchdogs wait again from now."""
+        on_progress = getattr(self.listener, "on_progress", None)
+        if not self.closed and on_progress is not None:
+            on_progress(self)
+
     def drop(self, error: BaseException | None = None, code: int | None = None) -> None:
         """The server side goes away (TCP reset by default, or a close frame with ``code``)."""
         if self.closed:

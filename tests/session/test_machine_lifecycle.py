@@ -139,6 +139,27 @@ def test_a_pong_restarts_the_pong_watchdog_only_on_the_open_connection() -> None
     assert m.handle(ev.Pong(5)) == []
 
 
+def test_part_of_a_large_frame_restarts_both_watchdogs_that_run() -> None:
+    m = authenticated(max_ping_interval=7.0)
+    before = dict(m._timers)
+    actions = m.handle(ev.Receiving(1))
+    assert timers(actions) == {"pong_watch": 7.0, "heartbeat_watch": 7.0}
+    assert {ev.CancelTimer("pong_watch"), ev.CancelTimer("heartbeat_watch")} <= set(actions)
+    assert m._timers["pong_watch"] != before["pong_watch"]
+    assert m._timers["heartbeat_watch"] != before["heartbeat_watch"]
+    assert m.handle(ev.Receiving(5)) == []  # another connection's
+    assert reports(m.handle(ev.TimerFired("pong_watch", before["pong_watch"]))) == []  # the old one is void
+
+
+def test_part_of_a_large_frame_starts_no_watchdog() -> None:
+    m = opened(max_ping_interval=7.0)  # open, session not yet confirmed: no heartbeat watch yet
+    assert timers(m.handle(ev.Receiving(1))) == {"pong_watch": 7.0}
+    assert "heartbeat_watch" not in m._timers
+    m.handle(ev.Closed(1, 1006, "gone", None))  # the connection's timers end with it
+    assert m.handle(ev.Receiving(1)) == []
+    assert "pong_watch" not in m._timers
+
+
 def test_a_heartbeat_of_another_connection_is_ignored() -> None:
     m = opened()
     assert m.handle(ev.Heartbeat(9)) == []

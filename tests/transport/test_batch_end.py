@@ -117,6 +117,45 @@ def test_batch_end_follows_the_frames_of_a_read_before_the_reader_waits_again() 
         server.close()
 
 
+class ProgressRecorder(BatchRecorder):
+    """Also logs ``on_progress``: a read that brought part of a frame but not its end."""
+
+    def on_progress(self, connection: Connection) -> None:
+        self.events.append("progress")
+
+    def frames(self) -> list[Any]:
+        return [e for e in self.events if e not in ("batch", "progress")]
+
+
+def test_progress_is_told_for_each_read_of_a_frame_that_does_not_end_it() -> None:
+    server = StagedServer()
+    recorder = ProgressRecorder()
+    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), recorder)
+    connection.start()  # type: ignore[attr-defined]
+    try:
+        assert server.ready.wait(5) and wait_until(lambda: recorder.events == ["batch"], 5)
+        server.send(frame(b"a") + frame(b"b"))  # whole frames: no progress
+        assert wait_until(lambda: recorder.events[-1:] == ["batch"] and len(recorder.frames()) == 2, 5)
+        whole = frame(b"x" * 300_000)
+        server.send(whole[:1000])  # the header and a first part: the batch ends, the frame waits
+        assert wait_until(lambda: recorder.events.count("batch") == 3, 5), recorder.events[-3:]
+        assert "progress" not in recorder.events
+        waiting = len(recorder.events)
+        for n in (1, 2, 3):  # each further part that does not end the frame: one progress
+            server.send(whole[n * 1000 : (n + 1) * 1000])
+            assert wait_until(lambda n=n: recorder.events.count("progress") == n, 5), recorder.events[-3:]
+            assert len(recorder.frames()) == 2
+        server.send(whole[4000:])  # the rest: the frame, whole, then the batch end
+        assert wait_until(lambda: len(recorder.frames()) == 3 and recorder.events[-1] == "batch", 5)
+        # inside the frame's reads: progress only (the last part may take several reads), no batch end
+        inside = recorder.events[waiting:]
+        assert inside[-2:] == [b"x" * 300_000, "batch"]
+        assert len(inside) >= 5 and set(inside[:-2]) == {"progress"}
+    finally:
+        connection.close()
+        server.close()
+
+
 def test_a_listener_without_on_batch_end_still_gets_every_frame() -> None:
     class Plain:
         def __init__(self) -> None:
