@@ -142,6 +142,7 @@ class Gateway:
         self.competing = False
         self.maintenance_until = 0.0
         self.stalled = False
+        self.md_expired = 0
         self._unstall = asyncio.Event()
         self._stalled_requests: dict[int, web.Request] = {}
         self.pongs_enabled = True

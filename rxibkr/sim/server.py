@@ -604,6 +604,12 @@ class GatewaySimulator:
         self._call(lambda gw: gw.stall_handshake(stall))
 
     @property
+    def expired_market_data(self) -> int:
+        """``smd`` streams the simulator has ended because no ``smd`` renewed them within
+        ``smd_expiry`` (they end silently, as on a live gateway)."""
+        return self._call(lambda gw: gw.md_expired)
+
+    @property
     def stalled_handshakes(self) -> int:
         """Upgrade requests held by :meth:`stall_handshake` right now, from clients still connected
         (one that hangs up is released; a test waits for its client)."""

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 class TopicHost(Protocol):
     """What the topic handlers need of the gateway."""
 
+    md_expired: int  # smd streams ended by smd_expiry (no smd re-sent in time)
+
     @property
     def config(self) -> SimConfig: ...
     @property
@@ -252,6 +254,7 @@ def push_market_updates(gw: TopicHost, quotes: dict[int, Quote]) -> None:
         for key, sub in list(conn.md.items()):
             if now >= sub.expires_at:
                 del conn.md[key]  # streams end silently after the expiry
+                gw.md_expired += 1
                 continue
             if sub.first_due is not None:
                 if now >= sub.first_due:

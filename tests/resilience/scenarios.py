@@ -428,7 +428,9 @@ def unconfirmed_subscription() -> ScenarioResult:
 # 9. smd expiry: renewal keeps market data flowing
 # =====================================================================================================
 def smd_renewal() -> ScenarioResult:
-    expiry, renewal, duration = 0.3, 0.1, 2.0
+    # an expiry 10 renewal periods long: a client starved for less than 0.9 s (a loaded machine) still
+    # renews in time; what is checked is the gateway's side, that the stream never expired
+    expiry, renewal, duration = 1.0, 0.1, 3.0
     result = ScenarioResult(
         "smd_renewal", f"smd expires after {expiry:g} s; renewal every {renewal:g} s keeps it flowing"
     )
@@ -441,9 +443,10 @@ def smd_renewal() -> ScenarioResult:
         gaps = [b - a for a, b in zip([t0, *times], [*times, time.monotonic()], strict=True)]
         periods = duration / expiry
         result.measured = f"{len(times)} smd over {periods:.1f} expiry periods, longest gap {max(gaps):.2f} s"
+        result.check("the gateway never ended the stream", rig.sim.expired_market_data == 0)
         result.check("never silent for an expiry period", max(gaps) < expiry, f"max gap {max(gaps):.3f} s")
         renewals = [t for _c, t in rig.sim.received_frames() if t.startswith(f"smd+{AAPL}")]
-        result.check("renewed", len(renewals) >= duration / renewal - 2, f"{len(renewals)} smd sent")
+        result.check("renewed", len(renewals) > duration / expiry, f"{len(renewals)} smd sent")
         result.check("still one smd on the server", rig.server_topics()["smd"] == 1)
         audit = _finish(result, rig)
     # control: without renewal the same stream dies after the expiry (the knob works)
@@ -456,6 +459,7 @@ def smd_renewal() -> ScenarioResult:
             return time.monotonic() - (times[-1] if times else started) > expiry + 0.1
 
         result.check("control: without renewal the stream stops", wait_until(silent, 5.0))
+        result.check("control: the gateway ended it", rig.sim.expired_market_data == 1)
     return audit
 
 
