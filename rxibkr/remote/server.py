@@ -296,8 +296,7 @@ class Server:
                 self._disposables.add(source.subscribe(put))
         self._disposables.add(self.client.state.subscribe(self._on_state))
         self._disposables.add(self.client.errors.subscribe(self._on_error))
-        self._put_account()
-        self._scheduler.schedule(lambda *_: self._restore_all())
+        self._put_account()  # the leases already written are read once the requests reader has started
         self._disposables.add(
             self._scheduler.schedule_periodic(self.heartbeat, lambda _: self._queue.put(("beat",)))
         )
@@ -575,6 +574,10 @@ class Server:
             if self._requests_last == "0-0":
                 last = redis.xrevrange(self.layout.requests, count=1)
                 self._requests_last = last[0][0].decode() if last else "0-0"
+                # every request after that entry is read below; every lease written before it is read
+                # now (a consumer writes its lease and then its request, in one MULTI). Reading the
+                # leases earlier (at start) lost a consumer whose request came in between.
+                self._scheduler.schedule(lambda *_: self._restore_all())
             if self._requests_failures:
                 self._requests_failures = 0
                 self._scheduler.schedule(lambda *_: self._lost_data())

@@ -242,6 +242,31 @@ def test_errors_channels_and_a_clean_shutdown_releases_at_once(
     assert client.state.value is ConnectionState.STOPPED
 
 
+def test_a_request_written_while_serve_starts_is_served(
+    redis_server: RedisServer, sim: Any, gateway: IbkrWsClient, consumers: list[RemoteClient]
+) -> None:
+    """A consumer's lease and request land after serve started but before its requests reader looked
+    at the stream (a loaded machine): serve must still read that lease. A long TTL: no renewal helps."""
+    go = threading.Event()
+    server = Server(gateway, redis_server.url, lease_ttl=60.0)
+    start_reader = server._start_requests_reader
+
+    def gated() -> None:  # the reader thread is late, as on a starved machine
+        threading.Thread(target=lambda: (go.wait(10), start_reader()), daemon=True).start()
+
+    server._start_requests_reader = gated  # type: ignore[method-assign]
+    with server:
+        client = consumer(consumers, redis_server.url, lease_ttl=60.0)
+        messages: list[Message] = []
+        client.channel(f"md+{AAPL}", {"fields": ["31"]}).subscribe(messages.append)
+        redis = redis_py.Redis.from_url(redis_server.url)
+        assert wait_until(lambda: redis.hexists(client.layout.lease(client.id), f"md+{AAPL}"), 10)
+        server._start_requests_reader = start_reader  # type: ignore[method-assign]
+        go.set()
+        assert wait_until(lambda: server.channels() == {f"md+{AAPL}": 1}, 10)
+        assert wait_until(lambda: len(messages) > 3, 10)
+
+
 def test_subscribing_while_redis_is_away_takes_effect_when_it_is_back(
     redis_server: RedisServer, sim: Any, server: Server, consumers: list[RemoteClient]
 ) -> None:
