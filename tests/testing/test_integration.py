@@ -40,7 +40,11 @@ def test_a_recorded_session_replays_to_the_same_messages(
     path = tmp_path / "live.jsonl"
     live = collect(ibkr_client)
     connections = ibkr_sim.total_connections
-    recorder = ibkr_client.record(path)  # greeting frames may still be arriving: see the alignment below
+    # start() returns at the first confirmation (the burst's `system`): its `act` and `sts` may still be
+    # arriving, and a recorder attached before them would record the session as confirmed. The gateway
+    # answers tic only after its burst, on the same ordered stream: a tic reply means the burst is in.
+    assert wait_until(lambda: any(m.topic == "tic" for m in live), 5)
+    recorder = ibkr_client.record(path)
     ibkr_client.subscribe("md+265598", {"fields": ["31", "84", "86"]})
     ibkr_client.subscribe("pl", {})
     ibkr_sim.drop_connections()  # the client reconnects and resubscribes: two connections recorded
