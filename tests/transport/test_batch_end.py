@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from waiting import wait_until
@@ -47,6 +49,19 @@ class StagedServer:
         self._listener.close()
 
 
+@contextmanager
+def staged(listener: Any) -> Iterator[tuple[StagedServer, Connection]]:
+    """A staged server and a started connection to it reporting to ``listener``; both closed after."""
+    server = StagedServer()
+    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), listener)
+    connection.start()  # type: ignore[attr-defined]
+    try:
+        yield server, connection
+    finally:
+        connection.close()
+        server.close()
+
+
 class BatchRecorder:
     """A listener that logs frames and batch ends in the order the reader calls them."""
 
@@ -82,11 +97,8 @@ class BatchRecorder:
 
 
 def test_batch_end_follows_the_frames_of_a_read_before_the_reader_waits_again() -> None:
-    server = StagedServer()
     recorder = BatchRecorder()
-    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), recorder)
-    connection.start()  # type: ignore[attr-defined]
-    try:
+    with staged(recorder) as (server, connection):
         assert server.ready.wait(5) and recorder.opened.wait(5)
         # nothing read yet: the reader has ended its (empty) batch and waits
         assert wait_until(lambda: recorder.events == ["batch"], 5), recorder.events
@@ -112,9 +124,6 @@ def test_batch_end_follows_the_frames_of_a_read_before_the_reader_waits_again() 
         server.send(frame(b"f") + close_frame(1000))
         assert recorder.closed.wait(5) and connection.join(5)
         assert recorder.frames()[-1] == b"f"
-    finally:
-        connection.close()
-        server.close()
 
 
 class ProgressRecorder(BatchRecorder):
@@ -128,11 +137,8 @@ class ProgressRecorder(BatchRecorder):
 
 
 def test_progress_is_told_for_each_read_of_a_frame_that_does_not_end_it() -> None:
-    server = StagedServer()
     recorder = ProgressRecorder()
-    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), recorder)
-    connection.start()  # type: ignore[attr-defined]
-    try:
+    with staged(recorder) as (server, _connection):
         assert server.ready.wait(5) and wait_until(lambda: recorder.events == ["batch"], 5)
         server.send(frame(b"a") + frame(b"b"))  # whole frames: no progress
         assert wait_until(lambda: recorder.events[-1:] == ["batch"] and len(recorder.frames()) == 2, 5)
@@ -151,9 +157,6 @@ def test_progress_is_told_for_each_read_of_a_frame_that_does_not_end_it() -> Non
         inside = recorder.events[waiting:]
         assert inside[-2:] == [b"x" * 300_000, "batch"]
         assert len(inside) >= 5 and set(inside[:-2]) == {"progress"}
-    finally:
-        connection.close()
-        server.close()
 
 
 def test_a_listener_without_on_batch_end_still_gets_every_frame() -> None:
@@ -174,16 +177,10 @@ def test_a_listener_without_on_batch_end_still_gets_every_frame() -> None:
         def on_close(self, connection: Connection, *args: Any) -> None:
             self.closed.set()
 
-    server = StagedServer()
     listener = Plain()
-    connection = WebSocketTransport().open(ConnectOptions(url=server.url, timeout=5), listener)  # type: ignore[arg-type]
-    connection.start()  # type: ignore[attr-defined]
-    try:
+    with staged(listener) as (server, _connection):
         assert server.ready.wait(5)
         server.send(frame(b"1") + frame(b"2"))
         server.send(frame(b"3") + close_frame(1000))
         assert listener.closed.wait(5)
         assert listener.frames == [b"1", b"2", b"3"]
-    finally:
-        connection.close()
-        server.close()
